@@ -1,0 +1,323 @@
+"""One typed configuration: built-in defaults < YAML file < ``TOKENGINX_*`` env < flags.
+
+Keys follow the contract's YAML layout (``server.tcp_addr``, ``logging.level``…). A key
+this version does not know is an error, never silently ignored: a typo in a security
+setting must not leave the server running with the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+@dataclass
+class ServerConfig:
+    tcp_addr: str = "127.0.0.1:6380"
+    http_addr: str = "127.0.0.1:8080"
+    grpc_addr: str = "127.0.0.1:9090"
+    # Extra addresses to listen on for RESP; a leading "-" means "skip if unavailable"
+    # (Redis's ``bind 127.0.0.1 -::1``).
+    extra_tcp_binds: list[str] = field(default_factory=lambda: ["-::1"])
+    read_timeout: int = 30
+    write_timeout: int = 30
+    # Seconds a client may stay idle before it is closed; 0 = never (Redis ``timeout``).
+    idle_timeout: int = 0
+    tcp_keepalive: int = 300
+    max_connections: int = 10000
+    requirepass: str = ""
+    databases: int = 16
+    # Redis ``client-output-buffer-limit pubsub``: hard bytes, soft bytes, soft seconds.
+    pubsub_output_hard_bytes: int = 32 * 1024 * 1024
+    pubsub_output_soft_bytes: int = 8 * 1024 * 1024
+    pubsub_output_soft_seconds: int = 60
+    notify_keyspace_events: str = ""
+    slowlog_log_slower_than_us: int = 10000
+    slowlog_max_len: int = 128
+    shutdown_timeout: float = 10.0
+
+
+@dataclass
+class LimitsConfig:
+    key_bytes: int = 64 * 1024
+    value_bytes: int = 16 * 1024 * 1024
+    multibulk_len: int = 1024 * 1024
+    inline_bytes: int = 64 * 1024
+    query_buffer_bytes: int = 1024 * 1024 * 1024
+    http_body_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass
+class StorageConfig:
+    data_dir: str = ""
+
+
+@dataclass
+class CacheConfig:
+    # 0 = no limit. Over the limit, writes are refused or keys evicted per policy.
+    max_memory_mb: int = 0
+    eviction_policy: str = "noeviction"
+
+
+@dataclass
+class TTLConfig:
+    default_ttl: int = 0
+    # Active expiry: cycles per second and the time budget of one cycle.
+    hz: int = 10
+    cycle_budget_ms: float = 1.0
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "info"
+    format: str = "text"
+    output: str = "stderr"
+    file_path: str = ""
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    ttl: TTLConfig = field(default_factory=TTLConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Config:
+        """Defaults, then the YAML file, then ``TOKENGINX_*`` env, then ``overrides``.
+
+        ``overrides`` maps dotted keys (``"server.tcp_addr"``) to values.
+        """
+        cfg = cls()
+        if path is not None:
+            cfg.apply_mapping(_read_yaml(Path(path)), source=str(path))
+        cfg.apply_env(os.environ if env is None else env)
+        for key, value in (overrides or {}).items():
+            cfg.set(key, value, source="command line")
+        cfg.validate()
+        return cfg
+
+    def apply_mapping(self, data: Mapping[str, Any], source: str = "config") -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: the top level must be a mapping")
+        for section, values in data.items():
+            if section not in _sections():
+                raise ConfigError(f"{source}: unknown config key '{section}'")
+            if values is None:
+                continue
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{source}: '{section}' must be a mapping")
+            for key, value in values.items():
+                self.set(f"{section}.{key}", value, source=source)
+
+    def apply_env(self, env: Mapping[str, str]) -> None:
+        for var, value in env.items():
+            if not var.startswith("TOKENGINX_"):
+                continue
+            key = ENV_ALIASES.get(var) or _env_to_key(var)
+            if key is None:
+                continue  # client-side variables (TOKENGINX_HOST…) are not ours
+            self.set(key, value, source=f"environment {var}")
+
+    # -- dotted access ----------------------------------------------------------
+    def get(self, key: str) -> Any:
+        section, name = _split(key)
+        return getattr(getattr(self, section), name)
+
+    def set(self, key: str, value: Any, source: str = "config") -> None:
+        section, name = _split(key, source)
+        sec_obj = getattr(self, section)
+        ftype = _field_types(type(sec_obj)).get(name)
+        if ftype is None:
+            raise ConfigError(f"{source}: unknown config key '{key}'")
+        setattr(sec_obj, name, _coerce(value, ftype, key, source))
+
+    def keys(self) -> list[str]:
+        return [f"{s}.{n}" for s in _sections() for n in _field_types(_sections()[s])]
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        s = self.server
+        for key in ("tcp_addr", "http_addr", "grpc_addr"):
+            parse_addr(getattr(s, key), f"server.{key}")
+        if not 1 <= s.databases <= 1024:
+            raise ConfigError("server.databases must be between 1 and 1024")
+        if s.max_connections < 1:
+            raise ConfigError("server.max_connections must be at least 1")
+        if self.logging.level.lower() not in ("debug", "info", "warn", "warning", "error"):
+            raise ConfigError("logging.level must be debug, info, warn or error")
+        if self.logging.format not in ("json", "text"):
+            raise ConfigError("logging.format must be json or text")
+        if self.logging.output not in ("stdout", "stderr", "file"):
+            raise ConfigError("logging.output must be stdout, stderr or file")
+        if self.cache.eviction_policy not in EVICTION_POLICIES:
+            raise ConfigError(
+                "cache.eviction_policy must be one of " + ", ".join(EVICTION_POLICIES)
+            )
+        if self.ttl.hz < 1 or self.ttl.hz > 500:
+            raise ConfigError("ttl.hz must be between 1 and 500")
+        for name, value in dataclasses.asdict(self.limits).items():
+            if value <= 0:
+                raise ConfigError(f"limits.{name} must be positive")
+
+
+EVICTION_POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "volatile-lru",
+    "allkeys-random",
+    "volatile-random",
+    "volatile-ttl",
+)
+
+# The contract's short environment names (§9.3); any other TOKENGINX_<SECTION>_<KEY>
+# maps to ``section.key``.
+ENV_ALIASES = {
+    "TOKENGINX_TCP_ADDR": "server.tcp_addr",
+    "TOKENGINX_HTTP_ADDR": "server.http_addr",
+    "TOKENGINX_GRPC_ADDR": "server.grpc_addr",
+    "TOKENGINX_DATA_DIR": "storage.data_dir",
+    "TOKENGINX_LOG_LEVEL": "logging.level",
+    "TOKENGINX_REQUIREPASS": "server.requirepass",
+}
+
+
+def parse_addr(addr: str, key: str = "address") -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` to ``(host, port)``."""
+    m = re.fullmatch(r"\[(?P<h6>[^\]]+)\]:(?P<p6>\d+)|(?P<h>[^:\[\]]*):(?P<p>\d+)", addr or "")
+    if not m:
+        raise ConfigError(f"{key}: expected host:port, got {addr!r}")
+    host = m.group("h6") or m.group("h") or "0.0.0.0"
+    port = int(m.group("p6") or m.group("p"))
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key}: port {port} out of range")
+    return host, port
+
+
+def format_addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(_expand_placeholders(text)) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    return data
+
+
+def _expand_placeholders(text: str) -> str:
+    """``${VAR}`` in the file is replaced from the environment (contract §9.1)."""
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"config placeholder ${{{name}}} is not set in the environment")
+        return os.environ[name]
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", repl, text)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+_TYPE_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    cached = _TYPE_CACHE.get(cls)
+    if cached is None:
+        hints = typing.get_type_hints(cls)
+        cached = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+        _TYPE_CACHE[cls] = cached
+    return cached
+
+
+def _split(key: str, source: str = "config") -> tuple[str, str]:
+    section, _, name = key.partition(".")
+    if not name or section not in _sections():
+        raise ConfigError(f"{source}: unknown config key '{key}'")
+    return section, name
+
+
+def _env_to_key(var: str) -> str | None:
+    rest = var[len("TOKENGINX_") :].lower()
+    for section in _sections():
+        prefix = section + "_"
+        if rest.startswith(prefix):
+            return f"{section}.{rest[len(prefix):]}"
+    return None
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(value: Any, ftype: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(ftype)
+    try:
+        if ftype is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in _TRUE:
+                return True
+            if s in _FALSE:
+                return False
+            raise ValueError
+        if ftype is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if ftype is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if ftype is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return "" if value is None else str(value)
+        if origin is list or ftype is list:
+            if isinstance(value, str):
+                return [v for v in re.split(r"[\s,]+", value) if v]
+            if not isinstance(value, list):
+                raise ValueError
+            return [str(v) for v in value]
+        if origin in (typing.Union, types.UnionType):
+            return value
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    name = getattr(ftype, "__name__", str(ftype))
+    raise ConfigError(f"{source}: '{key}' expects {name}, got {value!r}")

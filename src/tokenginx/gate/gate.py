@@ -1,0 +1,178 @@
+"""The one gate every call passes: lookup → arity → authentication → mode rules →
+memory → handler → metrics.
+
+Every door (RESP connections, Lua's ``redis.call``, and the HTTP and gRPC doors of
+later releases) turns what it received into ``(client, argv)`` and calls
+:meth:`Gate.execute`, so authentication, limits, statistics and keyspace events behave
+the same whichever door was used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from tokenginx.client import Client
+from tokenginx.commands.table import Command
+from tokenginx.errors import CommandError, NoAuthError, wrong_arity
+from tokenginx.replies import QUEUED, Push, Status
+from tokenginx.state import ServerState
+
+log = logging.getLogger("tokenginx.gate")
+
+_perf_ns = time.perf_counter_ns
+
+
+def unknown_command(argv: list[bytes]) -> CommandError:
+    name = _printable(argv[0])
+    args = " ".join(f"'{_printable(a)}'" for a in argv[1:])[:128]
+    return CommandError(f"ERR unknown command '{name}', with args beginning with: {args}".rstrip())
+
+
+def _printable(b: Any) -> str:
+    if not isinstance(b, bytes):
+        return str(b)
+    return b[:128].decode("utf-8", "replace")
+
+
+class Gate:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.table = state.table
+        self.stats = state.stats
+        self.slow_ns = state.config.server.slowlog_log_slower_than_us * 1000
+
+    def set_slowlog_threshold(self, us: int) -> None:
+        self.slow_ns = us * 1000 if us >= 0 else -1
+
+    def execute(self, client: Client, argv: list[bytes]) -> Any:
+        """Run one command for ``client`` and return its reply value."""
+        cmd = self.table.lookup(argv[0])
+        if cmd is None:
+            return self._reject(client, None, unknown_command(argv))
+        n = len(argv)
+        if cmd.subcommands is not None and n >= 2:
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:
+                if argv[1].lower() == b"help":
+                    return self._help(cmd)
+                return self._reject(
+                    client,
+                    cmd,
+                    CommandError(
+                        f"ERR unknown subcommand '{_printable(argv[1])}'. "
+                        f"Try {cmd.name.upper()} HELP."
+                    ),
+                )
+            cmd = sub
+        arity = cmd.arity
+        if (n != arity) if arity > 0 else (n < -arity):
+            return self._reject(client, cmd, wrong_arity(cmd.full_name))
+        if client.restricted:
+            early = self._restricted(client, cmd, argv)
+            if early is not None:
+                return early
+        return self.call(client, cmd, argv)
+
+    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        """Run a resolved command: the part of ``execute`` EXEC and scripts reuse."""
+        state = self.state
+        if cmd.denyoom and state.keyspace.max_memory:
+            try:
+                state.keyspace.ensure_memory()
+            except CommandError as e:
+                return self._reject(client, cmd, e)
+        t0 = _perf_ns()
+        try:
+            reply = cmd.handler(client, argv)  # type: ignore[misc]
+        except CommandError as e:
+            reply = e
+        except Exception:  # a bug must cost one reply, never the connection or server
+            log.exception("command %s failed", cmd.full_name)
+            reply = CommandError(f"ERR internal error while running '{cmd.full_name}'")
+        dt = _perf_ns() - t0
+        cmd.calls += 1
+        cmd.usec_ns += dt
+        self.stats.commands_processed += 1
+        if isinstance(reply, CommandError):
+            cmd.failed_calls += 1
+            self.stats.count_error(reply.prefix)
+        if dt > self.slow_ns >= 0:
+            state.add_slowlog(dt // 1000, argv, client)
+        if state.monitors:
+            self._feed_monitors(client, argv)
+        client.last_command = cmd.full_name
+        return reply
+
+    # -- the slow path: authentication and connection modes ----------------------------
+    def _restricted(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        if not client.authenticated and not cmd.no_auth:
+            return self._reject(client, cmd, NoAuthError())
+        if client.multi is not None and not cmd.tx_control:
+            if "no_multi" in cmd.flags:
+                return self._reject(
+                    client, cmd, CommandError("ERR Command not allowed inside a transaction")
+                )
+            client.multi.append((cmd, argv))
+            return QUEUED
+        if client.protocol == 2 and client.subscriptions() and not cmd.pubsub_ok:
+            return self._reject(
+                client,
+                cmd,
+                CommandError(
+                    f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                    "PING / QUIT / RESET are allowed in this context"
+                ),
+            )
+        return None
+
+    def _reject(self, client: Client, cmd: Command | None, err: CommandError) -> CommandError:
+        """A command refused before running: counts it, and poisons an open MULTI."""
+        if cmd is not None:
+            cmd.rejected_calls += 1
+        self.stats.count_error(err.prefix)
+        if client.multi is not None and err.prefix != "NOAUTH":
+            client.multi_error = True
+        return err
+
+    def _help(self, cmd: Command) -> list[Status]:
+        lines = [f"{cmd.name.upper()} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
+        for sub in (cmd.subcommands or {}).values():
+            lines.append(sub.name.upper())
+            lines.append(f"    {sub.summary}")
+        lines.append("HELP")
+        lines.append("    Print this help.")
+        return [Status(line.encode()) for line in lines]
+
+    def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
+        now = time.time()
+        parts = " ".join('"' + _monitor_escape(a) + '"' for a in argv)
+        origin = "lua" if client.in_script else client.addr
+        line = Status(f"{now:.6f} [{client.db_index} {origin}] {parts}".encode())
+        for m in list(self.state.monitors):
+            if m is not client:
+                m.push(line)
+
+
+def _monitor_escape(b: bytes) -> str:
+    out = []
+    for ch in b:
+        if ch == 0x5C:
+            out.append("\\\\")
+        elif ch == 0x22:
+            out.append('\\"')
+        elif ch == 0x0A:
+            out.append("\\n")
+        elif ch == 0x0D:
+            out.append("\\r")
+        elif ch == 0x09:
+            out.append("\\t")
+        elif 0x20 <= ch < 0x7F:
+            out.append(chr(ch))
+        else:
+            out.append(f"\\x{ch:02x}")
+    return "".join(out)
+
+
+__all__ = ["Gate", "unknown_command", "Push"]

@@ -1,0 +1,192 @@
+"""The composition root: builds everything from a :class:`Config` and runs it.
+
+``Server(config).run()`` blocks until SIGINT/SIGTERM (or ``stop()``); shutdown is
+stepwise: stop accepting, let queued replies flush, close connections, stop the
+periodic tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterable
+
+from tokenginx.clock import MsClock, system_ms
+from tokenginx.commands import ALL_GROUPS
+from tokenginx.commands.table import CommandGroup, CommandTable
+from tokenginx.config import Config, parse_addr
+from tokenginx.gate import Gate
+from tokenginx.state import ServerState
+from tokenginx.transport.resp.protocol import RespProtocol
+
+log = logging.getLogger("tokenginx.server")
+
+
+class Server:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: MsClock = system_ms,
+        groups: Iterable[CommandGroup] | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.table = CommandTable(ALL_GROUPS if groups is None else groups)
+        self.state = ServerState(self.config, self.table, clock)
+        self.gate = Gate(self.state)
+        self.state.gate = self.gate  # type: ignore[attr-defined]
+        self.state.shutdown_requested = self.stop
+        self._connections: set[RespProtocol] = set()
+        self._listeners: list[asyncio.base_events.Server] = []
+        self._tasks: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._stop_requested = False
+        self.ready = threading.Event()
+        self._expire_handle: asyncio.TimerHandle | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def run(self) -> None:
+        """Start every listener and block until stopped."""
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+            runner = asyncio.run
+        runner(self.serve())
+
+    async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        if self._stop_requested:
+            return
+        await self.start()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self.stop)
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.shutdown()
+
+    async def start(self) -> None:
+        cfg = self.config.server
+        host, port = parse_addr(cfg.tcp_addr, "server.tcp_addr")
+        loop = asyncio.get_running_loop()
+        binds = [(host, False)] + [
+            (b[1:], True) if b.startswith("-") else (b, False) for b in cfg.extra_tcp_binds
+        ]
+        for bind_host, optional in binds:
+            try:
+                listener = await loop.create_server(
+                    lambda: RespProtocol(self.state, self.gate, self._connections),
+                    host=bind_host,
+                    port=port,
+                    reuse_address=True,
+                    backlog=511,
+                )
+            except OSError as e:
+                if optional:
+                    log.debug("optional bind %s:%s skipped: %s", bind_host, port, e)
+                    continue
+                raise
+            self._listeners.append(listener)
+            if port == 0:  # ephemeral: every extra bind must use the same port
+                port = listener.sockets[0].getsockname()[1]
+        self.state.listening_ports["resp"] = port
+        self._schedule_expire_cycle()
+        self._tasks.append(asyncio.create_task(self._cron(), name="tokenginx-cron"))
+        log.info(
+            "server started",
+            extra={"event": "started", "port": port, "binds": [h for h, _ in binds], "pid": self.state.pid},
+        )
+        self.ready.set()
+
+    def stop(self) -> None:
+        """Ask the server to shut down; safe from signal handlers and other threads."""
+        self._stop_requested = True
+        loop, ev = self._loop, self._stopping
+        if loop is None or ev is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            ev.set()
+        else:
+            loop.call_soon_threadsafe(ev.set)
+
+    async def shutdown(self) -> None:
+        log.info("shutting down", extra={"event": "stopping", "clients": len(self._connections)})
+        # 1. stop accepting
+        for listener in self._listeners:
+            listener.close()
+        # 2. let each connection flush its queued replies, then close it
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        deadline = time.monotonic() + self.config.server.shutdown_timeout
+        while self._connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        # 3. periodic work
+        if self._expire_handle is not None:
+            self._expire_handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.wait_closed(), 1.0)
+        self._listeners.clear()
+        log.info("server stopped", extra={"event": "stopped"})
+
+    @property
+    def port(self) -> int:
+        return self.state.listening_ports.get("resp", 0)
+
+    # -- periodic work -------------------------------------------------------------------
+    def _schedule_expire_cycle(self, soon: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        delay = 0.0 if soon else 1.0 / self.config.ttl.hz
+        self._expire_handle = loop.call_later(delay, self._run_expire_cycle)
+
+    def _run_expire_cycle(self) -> None:
+        backlog = self.state.keyspace.active_expire_cycle(self.config.ttl.cycle_budget_ms)
+        # With a backlog, run again as soon as pending I/O has been served: each
+        # slice is bounded by the budget, so clients never wait more than that.
+        self._schedule_expire_cycle(soon=backlog)
+
+    async def _cron(self) -> None:
+        """Once a second: idle timeouts and ops/sec sampling (Redis's serverCron)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.state.stats.sample_ops()
+            timeout = self.config.server.idle_timeout
+            if timeout > 0:
+                now = time.monotonic()
+                for client in list(self.state.clients.values()):
+                    if client.kind != "resp" or client.subscriptions() or client.monitor:
+                        continue
+                    if client.multi is not None:
+                        pass
+                    if now - client.last_interaction > timeout:
+                        log.info("closing idle client", extra={"event": "idle_timeout", "client": client.id})
+                        client.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,0 +1,123 @@
+"""Server-wide state shared by every door: keyspace, command table, clients, counters.
+
+One :class:`ServerState` per :class:`~tokenginx.server.Server`; nothing here is a
+module global, so two servers in one process (tests do this) never share data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tokenginx.clock import MsClock, system_ms
+from tokenginx.commands.table import CommandTable
+from tokenginx.config import Config
+from tokenginx.pubsub import KeyspaceNotifier, PubSubHub
+from tokenginx.storage.memory import MemoryKeyspace
+
+if TYPE_CHECKING:
+    from tokenginx.client import Client
+
+
+@dataclass(slots=True)
+class SlowlogEntry:
+    id: int
+    timestamp: int
+    duration_us: int
+    argv: list[bytes]
+    addr: str
+    name: bytes
+
+
+@dataclass
+class Stats:
+    started_at: float = field(default_factory=time.time)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    connections_received: int = 0
+    rejected_connections: int = 0
+    commands_processed: int = 0
+    net_input_bytes: int = 0
+    net_output_bytes: int = 0
+    error_replies: int = 0
+    errors_by_prefix: dict[str, int] = field(default_factory=dict)
+    # instantaneous ops/sec: samples of (monotonic time, commands_processed)
+    ops_samples: deque = field(default_factory=lambda: deque(maxlen=16))
+    pubsub_clients_killed: int = 0
+
+    def count_error(self, prefix: str) -> None:
+        self.error_replies += 1
+        self.errors_by_prefix[prefix] = self.errors_by_prefix.get(prefix, 0) + 1
+
+    def sample_ops(self) -> None:
+        self.ops_samples.append((time.monotonic(), self.commands_processed))
+
+    def instantaneous_ops(self) -> int:
+        if len(self.ops_samples) < 2:
+            return 0
+        (t0, c0), (t1, c1) = self.ops_samples[0], self.ops_samples[-1]
+        return int((c1 - c0) / (t1 - t0)) if t1 > t0 else 0
+
+
+class ServerState:
+    def __init__(self, config: Config, table: CommandTable, clock: MsClock = system_ms) -> None:
+        self.config = config
+        self.table = table
+        self.clock = clock
+        self.keyspace = MemoryKeyspace(
+            databases=config.server.databases,
+            clock=clock,
+            max_key_bytes=config.limits.key_bytes,
+            max_memory=config.cache.max_memory_mb * 1024 * 1024,
+            eviction_policy=config.cache.eviction_policy,
+        )
+        self.pubsub = PubSubHub()
+        self.notifier = KeyspaceNotifier(self.pubsub, self.keyspace.on_change)
+        self.notifier.configure(config.server.notify_keyspace_events)
+        self.clients: dict[int, Client] = {}
+        self.monitors: list[Client] = []
+        self.stats = Stats()
+        self.slowlog: deque[SlowlogEntry] = deque(maxlen=max(config.server.slowlog_max_len, 0) or None)
+        self._slowlog_ids = itertools.count()
+        self._client_ids = itertools.count(1)
+        self.pid = os.getpid()
+        self.run_id = os.urandom(20).hex()
+        self.listening_ports: dict[str, int] = {}
+        self.scripts: Any = None  # the scripting engine, set by the scripting module
+        self.loading = False
+        self.last_save = int(time.time())
+        self.shutdown_requested: Any = None  # callable set by the Server
+
+    def next_client_id(self) -> int:
+        return next(self._client_ids)
+
+    def auth_required(self) -> bool:
+        return bool(self.config.server.requirepass)
+
+    def register(self, client: Client) -> None:
+        self.clients[client.id] = client
+        self.stats.connections_received += 1
+
+    def unregister(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        client.unwatch()
+        self.pubsub.drop_client(client)
+        if client.monitor and client in self.monitors:
+            self.monitors.remove(client)
+
+    def add_slowlog(self, duration_us: int, argv: list[bytes], client: Client) -> None:
+        if self.slowlog.maxlen == 0:
+            return
+        # Redis keeps at most 32 arguments and 128 bytes of each.
+        shown = [a[:128] + (b"... (%d more bytes)" % (len(a) - 128) if len(a) > 128 else b"") for a in argv[:32]]
+        if len(argv) > 32:
+            shown[-1] = b"... (%d more arguments)" % (len(argv) - 31)
+        self.slowlog.appendleft(
+            SlowlogEntry(next(self._slowlog_ids), int(time.time()), duration_us, shown, client.addr, client.name)
+        )
+
+    def resize_slowlog(self, maxlen: int) -> None:
+        self.slowlog = deque(self.slowlog, maxlen=max(maxlen, 0))

@@ -1,0 +1,1 @@
+"""Where keys live: the keyspace interface and its embedded in-memory implementation."""

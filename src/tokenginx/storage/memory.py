@@ -1,0 +1,570 @@
+"""The embedded keyspace: dicts in this process, Redis 7 expiry semantics.
+
+Each database keeps ``data`` (key → value) and ``expires`` (key → deadline in Unix
+ms). Expiry is *lazy* (every read checks the deadline, so an expired key is never
+seen) plus *active*: deadlines are also filed in coarse time buckets (128 ms) kept in
+a min-heap, so the periodic cycle finds due keys without scanning anything and stops
+when its time budget is spent (see :meth:`MemoryKeyspace.active_expire_cycle`).
+
+Every change goes through :meth:`Database.changed`, the one place that invalidates
+WATCHers, counts ``dirty`` writes, adjusts the memory estimate and emits the keyspace
+event.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from tokenginx.clock import MsClock, system_ms
+from tokenginx.errors import CommandError, OutOfMemoryError, WrongTypeError
+from tokenginx.storage import events as ev
+from tokenginx.storage.events import EventBus
+from tokenginx.storage.glob import compile_glob
+
+# Memory estimates, in bytes, of CPython objects (64-bit): a bytes object is a 33-byte
+# header plus its payload, rounded by the allocator; a dict/set slot with its share of
+# the hash table costs about 40 bytes.
+_BYTES_OVERHEAD = 33
+_SLOT = 40
+_BUCKET_SHIFT = 7  # expiry bucket = 128 ms
+_SCAN_SNAPSHOTS = 8
+_SCAN_SNAPSHOT_IDLE_S = 300.0
+
+
+def string_size(key: bytes, value: bytes) -> int:
+    return 2 * _BYTES_OVERHEAD + len(key) + len(value) + _SLOT
+
+
+def field_size(name: bytes, value: bytes) -> int:
+    return 2 * _BYTES_OVERHEAD + len(name) + len(value) + _SLOT
+
+
+def member_size(member: bytes) -> int:
+    return _BYTES_OVERHEAD + len(member) + _SLOT
+
+
+def value_size(key: bytes, value: bytes | dict | set) -> int:
+    t = type(value)
+    if t is bytes:
+        return string_size(key, value)
+    base = _BYTES_OVERHEAD + len(key) + _SLOT + 64
+    if t is dict:
+        return base + sum(field_size(f, v) for f, v in value.items())
+    return base + sum(member_size(m) for m in value)
+
+
+TYPE_NAMES = {bytes: "string", dict: "hash", set: "set"}
+
+
+class Database:
+    __slots__ = (
+        "id",
+        "ks",
+        "data",
+        "expires",
+        "_buckets",
+        "_heap",
+        "watchers",
+        "_scans",
+        "_scan_ids",
+        "used",
+    )
+
+    def __init__(self, index: int, keyspace: MemoryKeyspace) -> None:
+        self.id = index
+        self.ks = keyspace
+        self.data: dict[bytes, bytes | dict | set] = {}
+        self.expires: dict[bytes, int] = {}
+        self._buckets: dict[int, set[bytes]] = {}
+        self._heap: list[int] = []
+        # key -> set of watching clients (objects with a ``dirty_cas`` attribute)
+        self.watchers: dict[bytes, set] = {}
+        self._scans: OrderedDict[int, tuple[list[bytes], float]] = OrderedDict()
+        self._scan_ids = itertools.count(1)
+        self.used = 0
+
+    # -- reads -----------------------------------------------------------------------
+    def lookup(self, key: bytes) -> bytes | dict | set | None:
+        v = self.data.get(key)
+        if v is not None:
+            when = self.expires.get(key)
+            if when is not None and when <= self.ks.clock():
+                self._expire(key)
+                return None
+        return v
+
+    def get_string(self, key: bytes) -> bytes | None:
+        v = self.data.get(key)
+        if v is None:
+            self.ks.misses += 1
+            return None
+        when = self.expires.get(key)
+        if when is not None and when <= self.ks.clock():
+            self._expire(key)
+            self.ks.misses += 1
+            return None
+        if type(v) is not bytes:
+            raise WrongTypeError()
+        self.ks.hits += 1
+        return v
+
+    def get_hash(self, key: bytes) -> dict[bytes, bytes] | None:
+        v = self.lookup(key)
+        if v is None:
+            self.ks.misses += 1
+            return None
+        if type(v) is not dict:
+            raise WrongTypeError()
+        self.ks.hits += 1
+        return v
+
+    def get_set(self, key: bytes) -> set[bytes] | None:
+        v = self.lookup(key)
+        if v is None:
+            self.ks.misses += 1
+            return None
+        if type(v) is not set:
+            raise WrongTypeError()
+        self.ks.hits += 1
+        return v
+
+    def exists(self, key: bytes) -> bool:
+        return self.lookup(key) is not None
+
+    def type_of(self, key: bytes) -> str:
+        v = self.lookup(key)
+        return "none" if v is None else TYPE_NAMES[type(v)]
+
+    def pttl(self, key: bytes) -> int:
+        """Remaining ms; -2 if the key does not exist, -1 if it has no expiry."""
+        if self.lookup(key) is None:
+            return -2
+        when = self.expires.get(key)
+        if when is None:
+            return -1
+        return max(when - self.ks.clock(), 0)
+
+    def expire_at_ms(self, key: bytes) -> int | None:
+        return self.expires.get(key)
+
+    def size(self) -> int:
+        return len(self.data)
+
+    def random_key(self) -> bytes | None:
+        # Dicts have no random access; islice skips at C speed. Bounded retries so a
+        # database full of expired-but-unreclaimed keys cannot loop forever.
+        for _ in range(100):
+            n = len(self.data)
+            if n == 0:
+                return None
+            key = next(itertools.islice(self.data, random.randrange(n), None))
+            if self.lookup(key) is not None:
+                return key
+        return None
+
+    def keys(self, pattern: bytes) -> list[bytes]:
+        match = compile_glob(pattern)
+        now = self.ks.clock()
+        expires = self.expires
+        out = []
+        for k in list(self.data):
+            if match(k):
+                when = expires.get(k)
+                if when is not None and when <= now:
+                    continue
+                out.append(k)
+        return out
+
+    def scan(
+        self, cursor: int, count: int, match: bytes | None, type_name: str | None
+    ) -> tuple[int, list[bytes]]:
+        """Cursor iteration with SCAN's guarantee: a key present for the whole scan is
+        returned. Cursor 0 takes a snapshot of the key list (references only); later
+        cursors walk it, so rehashing and deletes never make us skip a key."""
+        snap_id, pos = cursor >> 32, cursor & 0xFFFFFFFF
+        now_s = time.monotonic()
+        entry = self._scans.get(snap_id) if snap_id else None
+        if entry is None:
+            keys = list(self.data)
+            if len(keys) <= pos + count:
+                return 0, self._filter_scan(keys[pos:], match, type_name)
+            snap_id = next(self._scan_ids) % 0xFFFFFFFF + 1
+            self._scans[snap_id] = (keys, now_s)
+            while len(self._scans) > _SCAN_SNAPSHOTS:
+                self._scans.popitem(last=False)
+        else:
+            keys = entry[0]
+            self._scans[snap_id] = (keys, now_s)
+            self._scans.move_to_end(snap_id)
+        for sid in [s for s, (_, t) in self._scans.items() if now_s - t > _SCAN_SNAPSHOT_IDLE_S]:
+            del self._scans[sid]
+        chunk = keys[pos : pos + count]
+        next_pos = pos + count
+        keys_left = next_pos < len(keys)
+        if not keys_left:
+            self._scans.pop(snap_id, None)
+        result = self._filter_scan(chunk, match, type_name)
+        return ((snap_id << 32) | next_pos if keys_left else 0), result
+
+    def _filter_scan(
+        self, chunk: list[bytes], match: bytes | None, type_name: str | None
+    ) -> list[bytes]:
+        matcher = compile_glob(match) if match is not None else None
+        out = []
+        for k in chunk:
+            v = self.lookup(k)
+            if v is None:
+                continue
+            if matcher is not None and not matcher(k):
+                continue
+            if type_name is not None and TYPE_NAMES[type(v)] != type_name:
+                continue
+            out.append(k)
+        return out
+
+    # -- writes ----------------------------------------------------------------------
+    def set_string(
+        self,
+        key: bytes,
+        value: bytes,
+        expire_at: int | None = None,
+        keep_ttl: bool = False,
+        event: str = "set",
+    ) -> None:
+        """SET semantics: replaces any value of any type; clears the TTL unless kept."""
+        data = self.data
+        old = data.get(key)
+        if old is None:
+            if len(key) > self.ks.max_key_bytes:
+                raise key_too_large(self.ks.max_key_bytes)
+            delta = string_size(key, value)
+        elif type(old) is bytes:
+            delta = len(value) - len(old)
+        else:
+            delta = string_size(key, value) - value_size(key, old)
+        data[key] = value
+        if expire_at is not None:
+            self._file_expire(key, expire_at)
+        elif not keep_ttl and key in self.expires:
+            self._unfile_expire(key)
+        self.changed(key, event, ev.STRING, delta)
+        if expire_at is not None and self.ks.events.active:
+            self.ks.events.emit(self.id, key, "expire", ev.GENERIC)
+
+    def put(self, key: bytes, value: bytes | dict | set, expire_at: int | None = None) -> None:
+        """Store ``value`` whole (RESTORE/COPY/…), replacing what was there."""
+        old = self.data.get(key)
+        if old is None and len(key) > self.ks.max_key_bytes:
+            raise key_too_large(self.ks.max_key_bytes)
+        delta = value_size(key, value) - (0 if old is None else value_size(key, old))
+        self.data[key] = value
+        if expire_at is not None:
+            self._file_expire(key, expire_at)
+        elif key in self.expires:
+            self._unfile_expire(key)
+        self.used += delta
+        self.ks.used += delta
+
+    def hash_for_write(self, key: bytes) -> dict[bytes, bytes]:
+        """The hash at ``key``, created empty if missing. Callers report changes."""
+        v = self.lookup(key)
+        if v is None:
+            if len(key) > self.ks.max_key_bytes:
+                raise key_too_large(self.ks.max_key_bytes)
+            v = self.data[key] = {}
+            self._account(_BYTES_OVERHEAD + len(key) + _SLOT + 64)
+        elif type(v) is not dict:
+            raise WrongTypeError()
+        return v
+
+    def set_for_write(self, key: bytes) -> set[bytes]:
+        v = self.lookup(key)
+        if v is None:
+            if len(key) > self.ks.max_key_bytes:
+                raise key_too_large(self.ks.max_key_bytes)
+            v = self.data[key] = set()
+            self._account(_BYTES_OVERHEAD + len(key) + _SLOT + 64)
+        elif type(v) is not set:
+            raise WrongTypeError()
+        return v
+
+    def _account(self, delta: int) -> None:
+        self.used += delta
+        self.ks.used += delta
+
+    def changed(self, key: bytes, event: str, kind: str, size_delta: int = 0) -> None:
+        """Record a change to ``key``: WATCH, dirty counter, memory, event."""
+        if size_delta:
+            self.used += size_delta
+            self.ks.used += size_delta
+        if self.watchers:
+            self.touch(key)
+        ks = self.ks
+        ks.dirty += 1
+        if ks.events.active:
+            ks.events.emit(self.id, key, event, kind)
+
+    def touch(self, key: bytes) -> None:
+        clients = self.watchers.get(key)
+        if clients:
+            for c in clients:
+                c.dirty_cas = True
+
+    def touch_all(self) -> None:
+        for clients in self.watchers.values():
+            for c in clients:
+                c.dirty_cas = True
+
+    def delete(self, key: bytes) -> bool:
+        if self.lookup(key) is None:
+            return False
+        self._remove(key)
+        self.changed(key, "del", ev.GENERIC)
+        return True
+
+    def delete_if_empty(self, key: bytes) -> bool:
+        """Redis never keeps an empty hash or set: drop the key once it empties."""
+        v = self.data.get(key)
+        if v is not None and type(v) is not bytes and not v:
+            self._remove(key)
+            self.changed(key, "del", ev.GENERIC)
+            return True
+        return False
+
+    def _remove(self, key: bytes) -> None:
+        if key in self.expires:
+            self._unfile_expire(key)
+        self._drop_value(key)
+
+    def _drop_value(self, key: bytes) -> None:
+        v = self.data.pop(key)
+        size = value_size(key, v)
+        self.used -= size
+        self.ks.used -= size
+
+    def set_expire(self, key: bytes, at_ms: int) -> None:
+        """Give an existing key a deadline; a deadline in the past deletes it."""
+        if at_ms <= self.ks.clock():
+            self._remove(key)
+            # Redis emits "del" for an EXPIRE that deletes at once.
+            self.changed(key, "del", ev.GENERIC)
+            return
+        self._file_expire(key, at_ms)
+        self.changed(key, "expire", ev.GENERIC)
+
+    def persist(self, key: bytes) -> bool:
+        if self.lookup(key) is None or key not in self.expires:
+            return False
+        self._unfile_expire(key)
+        self.changed(key, "persist", ev.GENERIC)
+        return True
+
+    def rename(self, src: bytes, dst: bytes) -> None:
+        """Move ``src`` (which must exist) to ``dst``, keeping its deadline."""
+        value = self.data[src]
+        when = self.expires.get(src)
+        self._remove(src)
+        if self.lookup(dst) is not None:
+            self._remove(dst)
+        self.put(dst, value, when)
+        self.changed(src, "rename_from", ev.GENERIC)
+        self.changed(dst, "rename_to", ev.GENERIC)
+
+    def flush(self) -> None:
+        self.touch_all()
+        self.data = {}
+        self.expires = {}
+        self._buckets = {}
+        self._heap = []
+        self._scans.clear()
+        self.ks.used -= self.used
+        self.used = 0
+        self.ks.dirty += 1
+
+    # -- expiry ----------------------------------------------------------------------
+    def _file_expire(self, key: bytes, when: int) -> None:
+        old = self.expires.get(key)
+        if old is not None:
+            if old == when:
+                return
+            self._unbucket(key, old)
+        self.expires[key] = when
+        bid = when >> _BUCKET_SHIFT
+        bucket = self._buckets.get(bid)
+        if bucket is None:
+            bucket = self._buckets[bid] = set()
+            heapq.heappush(self._heap, bid)
+        bucket.add(key)
+
+    def _unfile_expire(self, key: bytes) -> None:
+        when = self.expires.pop(key)
+        self._unbucket(key, when)
+
+    def _unbucket(self, key: bytes, when: int) -> None:
+        bid = when >> _BUCKET_SHIFT
+        bucket = self._buckets.get(bid)
+        if bucket is not None:
+            bucket.discard(key)
+            if not bucket:
+                del self._buckets[bid]  # its heap entry is dropped lazily
+
+    def _expire(self, key: bytes) -> None:
+        self._remove(key)
+        self.ks.expired_keys += 1
+        self.changed(key, "expired", ev.EXPIRED)
+
+    def expire_due(self, now: int, deadline_ns: int) -> tuple[int, bool]:
+        """Reclaim keys whose deadline passed, until ``deadline_ns`` (perf_counter_ns).
+
+        Returns (keys reclaimed, whether due keys remain).
+        """
+        heap, buckets, expires = self._heap, self._buckets, self.expires
+        now_bid = now >> _BUCKET_SHIFT
+        done = 0
+        clock = time.perf_counter_ns
+        while heap and heap[0] <= now_bid:
+            bid = heap[0]
+            bucket = buckets.get(bid)
+            if not bucket:
+                heapq.heappop(heap)
+                buckets.pop(bid, None)
+                continue
+            future: list[bytes] = []
+            while bucket:
+                key = bucket.pop()
+                when = expires.get(key)
+                if when is None:
+                    continue
+                if when >> _BUCKET_SHIFT != bid:
+                    continue  # stale: refiled elsewhere
+                if when > now:  # same bucket, a few ms in the future
+                    future.append(key)
+                    continue
+                del expires[key]
+                self._drop_value(key)
+                self.ks.expired_keys += 1
+                self.changed(key, "expired", ev.EXPIRED)
+                done += 1
+                if done & 31 == 0 and clock() >= deadline_ns:
+                    bucket.update(future)
+                    return done, True
+            if future:
+                bucket.update(future)
+                return done, False  # the rest of this bucket is not due yet
+            heapq.heappop(heap)
+            buckets.pop(bid, None)
+        return done, False
+
+
+def key_too_large(limit: int) -> CommandError:
+    return CommandError(f"ERR key is too large (max {limit} bytes)")
+
+
+class MemoryKeyspace:
+    """All databases of the embedded store plus their shared counters."""
+
+    def __init__(
+        self,
+        databases: int = 16,
+        clock: MsClock = system_ms,
+        max_key_bytes: int = 64 * 1024,
+        max_memory: int = 0,
+        eviction_policy: str = "noeviction",
+    ) -> None:
+        self.clock = clock
+        self.events = EventBus()
+        self.max_key_bytes = max_key_bytes
+        self.max_memory = max_memory
+        self.eviction_policy = eviction_policy
+        self.used = 0
+        self.dirty = 0
+        self.hits = 0
+        self.misses = 0
+        self.expired_keys = 0
+        self.evicted_keys = 0
+        self.expire_cycle_keys = 0
+        self.databases = [Database(i, self) for i in range(databases)]
+
+    def db(self, index: int) -> Database:
+        return self.databases[index]
+
+    def on_change(self, listener: Callable[[ev.KeyEvent], None]) -> Callable[[], None]:
+        return self.events.subscribe(listener)
+
+    def swap(self, a: int, b: int) -> None:
+        """SWAPDB: exchange contents; clients keep their db index (Redis semantics)."""
+        da, db_ = self.databases[a], self.databases[b]
+        da.touch_all()
+        db_.touch_all()
+        for attr in ("data", "expires", "_buckets", "_heap", "used"):
+            va, vb = getattr(da, attr), getattr(db_, attr)
+            setattr(da, attr, vb)
+            setattr(db_, attr, va)
+        da._scans.clear()
+        db_._scans.clear()
+        # Keys now in ``da`` that WATCH clients of ``da`` see changed: already touched.
+        self.dirty += 1
+
+    def flush_all(self) -> None:
+        for d in self.databases:
+            d.flush()
+
+    def used_memory(self) -> int:
+        return self.used
+
+    def total_keys(self) -> int:
+        return sum(len(d.data) for d in self.databases)
+
+    def keys_with_expiry(self) -> int:
+        return sum(len(d.expires) for d in self.databases)
+
+    # -- active expiry -------------------------------------------------------------
+    def active_expire_cycle(self, budget_ms: float) -> bool:
+        """One bounded pass over all databases. Returns True if due keys remain
+        (the caller should run again soon instead of waiting a full period)."""
+        deadline = time.perf_counter_ns() + int(budget_ms * 1_000_000)
+        now = self.clock()
+        backlog = False
+        for d in self.databases:
+            if not d._heap:
+                continue
+            n, more = d.expire_due(now, deadline)
+            self.expire_cycle_keys += n
+            if more:
+                backlog = True
+                break
+        return backlog
+
+    # -- maxmemory -----------------------------------------------------------------
+    def ensure_memory(self) -> None:
+        """Called before a command that may grow memory (Redis's ``denyoom``)."""
+        if not self.max_memory or self.used <= self.max_memory:
+            return
+        if self.eviction_policy == "volatile-ttl":
+            self._evict_soonest_expiring()
+            if self.used <= self.max_memory:
+                return
+        raise OutOfMemoryError()
+
+    def _evict_soonest_expiring(self) -> None:
+        for _ in range(1000):
+            if self.used <= self.max_memory:
+                return
+            best: tuple[int, Database] | None = None
+            for d in self.databases:
+                while d._heap and not d._buckets.get(d._heap[0]):
+                    d._buckets.pop(heapq.heappop(d._heap), None)
+                if d._heap and (best is None or d._heap[0] < best[0]):
+                    best = (d._heap[0], d)
+            if best is None:
+                return
+            d = best[1]
+            key = next(iter(d._buckets[best[0]]))
+            d._remove(key)
+            self.evicted_keys += 1
+            d.changed(key, "evicted", ev.EVICTED)
