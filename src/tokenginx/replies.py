@@ -17,6 +17,7 @@ handler returns        RESP2                   RESP3
 ``set``/``frozenset``  array                   set ``~``
 ``Verbatim``           bulk string             verbatim ``=txt:``
 ``Push``               array                   push ``>``
+``Replies``            each item, in order     each item, in order
 ``CommandError``       error ``-``             error ``-``
 =====================  ======================  =======================
 """
@@ -38,6 +39,12 @@ class Verbatim(bytes):
 
 class Push(list):
     """Out-of-band message (pub/sub, invalidation): a push frame on RESP3."""
+
+    __slots__ = ()
+
+
+class Replies(list):
+    """Several top-level replies from one command (SUBSCRIBE ch1 ch2 → one frame each)."""
 
     __slots__ = ()
 

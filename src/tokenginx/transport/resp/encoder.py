@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tokenginx.errors import CommandError
-from tokenginx.replies import NULL_ARRAY, Push, Status, Verbatim
+from tokenginx.replies import NULL_ARRAY, Push, Replies, Status, Verbatim
 
 _OK = b"+OK\r\n"
 _NULL2 = b"$-1\r\n"
@@ -79,6 +79,8 @@ def encode_resp2(v: Any) -> bytes:
         return b"$%d\r\n%b\r\n" % (len(b), b)
     if v is NULL_ARRAY:
         return _NULL_ARRAY2
+    if t is Replies:
+        return b"".join(map(encode_resp2, v))
     if isinstance(v, int):
         return b":%d\r\n" % int(v)
     raise TypeError(f"cannot encode {t.__name__} as RESP")
@@ -119,6 +121,8 @@ def encode_resp3(v: Any) -> bytes:
         return b"".join([b">%d\r\n" % len(v), *map(encode_resp3, v)])
     if t is Verbatim:
         return b"=%d\r\ntxt:%b\r\n" % (len(v) + 4, bytes(v))
+    if t is Replies:
+        return b"".join(map(encode_resp3, v))
     if isinstance(v, (bytes, bytearray, memoryview)):
         b = bytes(v)
         return b"$%d\r\n%b\r\n" % (len(b), b)

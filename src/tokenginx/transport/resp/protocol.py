@@ -41,7 +41,17 @@ def parser_limits(state: ServerState) -> ParserLimits:
 
 
 class RespProtocol(asyncio.Protocol):
-    __slots__ = ("state", "gate", "connections", "transport", "client", "parser", "_paused", "_closed")
+    __slots__ = (
+        "state",
+        "gate",
+        "connections",
+        "transport",
+        "client",
+        "parser",
+        "_paused",
+        "_closed",
+        "_batch",
+    )
 
     def __init__(self, state: ServerState, gate: Gate, connections: set[RespProtocol]) -> None:
         self.state = state
@@ -52,6 +62,9 @@ class RespProtocol(asyncio.Protocol):
         self.parser = RequestParser(parser_limits(state))
         self._paused = False
         self._closed = False
+        # While a pipeline is being answered, pushes (a message this client published
+        # to itself, MONITOR lines) join the batch so frames keep their order.
+        self._batch: list[bytes] | None = None
 
     # -- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,12 +110,16 @@ class RespProtocol(asyncio.Protocol):
             reply = execute(client, requests[0])
             self._write(client.encode(reply))
         else:
-            parts = []
-            for argv in requests:
-                reply = execute(client, argv)
-                parts.append(client.encode(reply))
-                if client.closing:
-                    break
+            parts: list[bytes] = []
+            self._batch = parts
+            try:
+                for argv in requests:
+                    reply = execute(client, argv)
+                    parts.append(client.encode(reply))
+                    if client.closing:
+                        break
+            finally:
+                self._batch = None
             if error is not None:
                 parts.append(b"-ERR " + error.message.encode() + b"\r\n")
                 client.closing = True
@@ -145,6 +162,9 @@ class RespProtocol(asyncio.Protocol):
         if transport is None or client is None or transport.is_closing():
             return
         data = client.encode(message)
+        if self._batch is not None:
+            self._batch.append(data)
+            return
         self._write(data)
         if client.subscriptions() or client.monitor:
             self._check_output_limit(transport, client)
