@@ -211,7 +211,7 @@ class Server:
                     f"{self.name} did not answer PING on {HOST}:{self.port} within "
                     f"{self.startup_timeout:g}s (last attempt: {last})"
                 )
-                raise ServerError(msg + "\n" + self._details())
+                raise ServerError(msg + "\n" + self.details())
             time.sleep(0.05)
 
     def check_alive(self) -> None:
@@ -282,7 +282,7 @@ class Server:
         f.seek(max(0, size - _LOG_TAIL_CHARS))
         return f.read().decode(errors="replace").strip()
 
-    def _details(self) -> str:
+    def details(self) -> str:
         parts = [f"command: {shlex.join(self.argv)}"]
         for label, f in (("stderr", self._err), ("stdout", self._out)):
             text = self._tail(f)
@@ -295,7 +295,7 @@ class Server:
 
     def _death_message(self, what: str) -> str:
         rc = None if self.proc is None else self.proc.returncode
-        return f"{self.name} {what} (exit code {rc})\n{self._details()}"
+        return f"{self.name} {what} (exit code {rc})\n{self.details()}"
 
 
 @contextlib.contextmanager

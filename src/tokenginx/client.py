@@ -92,7 +92,7 @@ class Client:
         self.closing = False
         self.no_evict = False
         self.no_touch = False
-        self.last_command = "NULL"
+        self.last_command: Any = None  # the Command object last run
         self.push_sink = push_sink
         self.closer = closer
         self.output_soft_since = 0.0
@@ -168,7 +168,7 @@ class Client:
             f"flags={self.flags_text()} db={self.db_index} sub={len(self.channels)} "
             f"psub={len(self.patterns)} ssub=0 multi={-1 if self.multi is None else len(self.multi)} "
             f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 "
-            f"tot-mem=0 events=r cmd={self.last_command} user={self.user} redir=-1 "
+            f"tot-mem=0 events=r cmd={self.last_command.full_name if self.last_command else 'NULL'} user={self.user} redir=-1 "
             f"resp={self.protocol} lib-name={self.lib_name.decode('utf-8', 'replace')} "
             f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}"
         )

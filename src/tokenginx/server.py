@@ -172,7 +172,7 @@ class Server:
         """Once a second: idle timeouts and ops/sec sampling (Redis's serverCron)."""
         while True:
             await asyncio.sleep(1.0)
-            self.state.stats.sample_ops()
+            self.state.stats.sample_ops(self.state.commands_processed())
             timeout = self.config.server.idle_timeout
             if timeout > 0:
                 now = time.monotonic()

@@ -118,7 +118,7 @@ def _section_stats(client: Client) -> list[str]:
     s, ks = st.stats, st.keyspace
     return [
         f"total_connections_received:{s.connections_received}",
-        f"total_commands_processed:{s.commands_processed}",
+        f"total_commands_processed:{st.commands_processed()}",
         f"instantaneous_ops_per_sec:{s.instantaneous_ops()}",
         f"total_net_input_bytes:{s.net_input_bytes}",
         f"total_net_output_bytes:{s.net_output_bytes}",
@@ -233,7 +233,8 @@ def config_resetstat(client: Client, argv: list[bytes]) -> object:
     st.table.reset_stats()
     st.slowlog.clear()
     s = st.stats
-    s.connections_received = s.commands_processed = s.error_replies = 0
+    s.connections_received = s.error_replies = 0
+    s.ops_samples.clear()
     s.net_input_bytes = s.net_output_bytes = s.rejected_connections = 0
     s.errors_by_prefix.clear()
     ks = st.keyspace

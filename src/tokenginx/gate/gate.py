@@ -41,31 +41,29 @@ class Gate:
         self.state = state
         self.table = state.table
         self.stats = state.stats
+        self.keyspace = state.keyspace
+        self._by_bytes = state.table._by_bytes
         self.slow_ns = state.config.server.slowlog_log_slower_than_us * 1000
 
     def set_slowlog_threshold(self, us: int) -> None:
         self.slow_ns = us * 1000 if us >= 0 else -1
 
     def execute(self, client: Client, argv: list[bytes]) -> Any:
-        """Run one command for ``client`` and return its reply value."""
-        cmd = self.table.lookup(argv[0])
+        """Run one command for ``client`` and return its reply value.
+
+        This is the hot path of every door: keep it flat (one dict lookup, integer
+        compares, one handler call) and push anything rare into helpers.
+        """
+        cmd = self._by_bytes.get(argv[0])
         if cmd is None:
-            return self._reject(client, None, unknown_command(argv))
+            cmd = self.table.lookup(argv[0])
+            if cmd is None:
+                return self._reject(client, None, unknown_command(argv))
         n = len(argv)
         if cmd.subcommands is not None and n >= 2:
-            sub = cmd.subcommands.get(argv[1].lower())
-            if sub is None:
-                if argv[1].lower() == b"help":
-                    return self._help(cmd)
-                return self._reject(
-                    client,
-                    cmd,
-                    CommandError(
-                        f"ERR unknown subcommand '{_printable(argv[1])}'. "
-                        f"Try {cmd.name.upper()} HELP."
-                    ),
-                )
-            cmd = sub
+            cmd = self._subcommand(client, cmd, argv)
+            if type(cmd) is not Command:
+                return cmd  # an error or HELP reply
         arity = cmd.arity
         if (n != arity) if arity > 0 else (n < -arity):
             return self._reject(client, cmd, wrong_arity(cmd.full_name))
@@ -73,14 +71,9 @@ class Gate:
             early = self._restricted(client, cmd, argv)
             if early is not None:
                 return early
-        return self.call(client, cmd, argv)
-
-    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
-        """Run a resolved command: the part of ``execute`` EXEC and scripts reuse."""
-        state = self.state
-        if cmd.denyoom and state.keyspace.max_memory:
+        if cmd.denyoom and self.keyspace.max_memory:
             try:
-                state.keyspace.ensure_memory()
+                self.keyspace.ensure_memory()
             except CommandError as e:
                 return self._reject(client, cmd, e)
         t0 = _perf_ns()
@@ -88,22 +81,68 @@ class Gate:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
         except CommandError as e:
             reply = e
+            cmd.failed_calls += 1
+            self.stats.count_error(e.prefix)
         except Exception:  # a bug must cost one reply, never the connection or server
-            log.exception("command %s failed", cmd.full_name)
-            reply = CommandError(f"ERR internal error while running '{cmd.full_name}'")
+            reply = self._internal_error(client, cmd, argv)
         dt = _perf_ns() - t0
         cmd.calls += 1
         cmd.usec_ns += dt
-        self.stats.commands_processed += 1
-        if isinstance(reply, CommandError):
-            cmd.failed_calls += 1
-            self.stats.count_error(reply.prefix)
         if dt > self.slow_ns >= 0:
-            state.add_slowlog(dt // 1000, argv, client)
-        if state.monitors:
+            self.state.add_slowlog(dt // 1000, argv, client)
+        if self.state.monitors:
             self._feed_monitors(client, argv)
-        client.last_command = cmd.full_name
+        client.last_command = cmd
         return reply
+
+    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        """Run an already resolved and checked command (EXEC's queue, scripts)."""
+        if cmd.denyoom and self.keyspace.max_memory:
+            try:
+                self.keyspace.ensure_memory()
+            except CommandError as e:
+                return self._reject(client, cmd, e)
+        t0 = _perf_ns()
+        try:
+            reply = cmd.handler(client, argv)  # type: ignore[misc]
+        except CommandError as e:
+            reply = e
+            cmd.failed_calls += 1
+            self.stats.count_error(e.prefix)
+        except Exception:
+            reply = self._internal_error(client, cmd, argv)
+        dt = _perf_ns() - t0
+        cmd.calls += 1
+        cmd.usec_ns += dt
+        if dt > self.slow_ns >= 0:
+            self.state.add_slowlog(dt // 1000, argv, client)
+        if self.state.monitors:
+            self._feed_monitors(client, argv)
+        client.last_command = cmd
+        return reply
+
+    def _subcommand(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        assert cmd.subcommands is not None
+        sub = cmd.subcommands.get(argv[1].lower())
+        if sub is not None:
+            return sub
+        if argv[1].lower() == b"help":
+            return self._help(cmd)
+        return self._reject(
+            client,
+            cmd,
+            CommandError(
+                f"ERR unknown subcommand '{_printable(argv[1])}'. Try {cmd.name.upper()} HELP."
+            ),
+        )
+
+    def _internal_error(self, client: Client, cmd: Command, argv: list[bytes]) -> CommandError:
+        if any(type(a) is not bytes for a in argv):
+            return CommandError("ERR Protocol error: arguments must be bulk strings")
+        log.exception("command %s failed", cmd.full_name, extra={"client": client.id})
+        cmd.failed_calls += 1
+        self.stats.count_error("ERR")
+        return CommandError(f"ERR internal error while running '{cmd.full_name}'")
 
     # -- the slow path: authentication and connection modes ----------------------------
     def _restricted(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:

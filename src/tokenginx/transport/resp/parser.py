@@ -31,12 +31,16 @@ class ParserLimits:
 
 
 def _frame_size(argv: list[bytes]) -> int:
-    """Bytes a canonically encoded multibulk frame of ``argv`` occupies."""
-    size = len(b"*%d\r\n" % len(argv))
-    for a in argv:
-        n = len(a)
-        size += len(b"$%d\r\n" % n) + n + 2
-    return size
+    """Bytes a canonically encoded multibulk frame of ``argv`` occupies:
+    ``*N\r\n`` then ``$L\r\n<payload>\r\n`` per argument."""
+    lengths = list(map(len, argv))
+    return (
+        3
+        + len(str(len(lengths)))
+        + sum(lengths)
+        + 5 * len(lengths)
+        + len("".join(map(str, lengths)))
+    )
 
 
 _UNQUOTE_ESCAPES = {
@@ -180,15 +184,33 @@ class RequestParser:
     ``feed(data)`` returns the complete requests (each a ``list[bytes]``) found so
     far. A :class:`ProtocolError` raised by ``feed`` is fatal for the connection;
     requests that completed before the bad bytes are in ``error_prefix``.
+
+    hiredis does not say where a frame ends, so the parser counts: ``_fed`` bytes
+    went into hiredis since the last frame boundary and ``_used`` bytes of them
+    formed the requests returned (the canonical size of a frame is a function of its
+    arguments; Redis, like us, refuses non-canonical lengths such as ``$03``). When
+    the two are equal we are at a boundary, which is when the next byte decides
+    between multibulk and inline. Otherwise the unconsumed tail is kept in ``_tail``
+    so limits can be checked and an inline request after multibulk ones recovered.
     """
 
-    __slots__ = ("limits", "_reader", "_pending", "_inline", "_validator", "error_prefix")
+    __slots__ = (
+        "limits",
+        "_reader",
+        "_fed",
+        "_used",
+        "_tail",
+        "_inline",
+        "_validator",
+        "error_prefix",
+    )
 
     def __init__(self, limits: ParserLimits | None = None) -> None:
         self.limits = limits or ParserLimits()
         self._reader = hiredis.Reader()
-        # Unconsumed multibulk bytes, kept only while a frame spans several feeds.
-        self._pending = bytearray()
+        self._fed = 0
+        self._used = 0
+        self._tail = bytearray()
         # Buffered inline-mode bytes (a request that does not start with '*').
         self._inline = bytearray()
         self._validator = _FrameValidator(self.limits)
@@ -196,150 +218,150 @@ class RequestParser:
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         out: list[list[bytes]] = []
-        if self._inline or (not self._pending and data[:1] != b"*"):
+        if not data:
+            return out
+        if self._inline or (self._fed == 0 and data[0] != 42):  # 42 == ord("*")
             self._inline += data
             self._drain_inline(out)
         else:
             self._feed_multibulk(data, out)
         return out
 
-    # -- multibulk -------------------------------------------------------------
+    # -- multibulk -------------------------------------------------------------------
     def _feed_multibulk(self, data: bytes | bytearray, out: list[list[bytes]]) -> None:
         reader = self._reader
+        lim = self.limits
+        had_tail = self._fed != 0
+        if had_tail or len(data) > lim.check_threshold:
+            # Limits are checked before hiredis buffers anything big.
+            self._tail += data
+            if len(self._tail) > lim.check_threshold:
+                self._check_limits(out)
         reader.feed(data)
-        start = len(out)
-        pending = self._pending
-        if pending:
-            pending += data
-            if len(pending) > self.limits.check_threshold:
-                self._check_limits(pending, out)
-        elif len(data) > self.limits.check_threshold:
-            pending += data
-            self._check_limits(pending, out)
-            del pending[:]
+        self._fed += len(data)
+        used = self._used
         try:
             req = reader.gets()
             while req is not False:
                 if type(req) is list:
                     for a in req:
                         if type(a) is not bytes:
-                            self._fail(out, f"Protocol error: expected '$', got '{_type_byte(a)}'")
+                            self._fail(out, _bad_element(a))
                     if req:
                         out.append(req)
-                elif req is not None:
-                    # A top-level reply that is not an array: only reachable through
-                    # the pending-bytes path below, where we re-route it as inline.
-                    raise hiredis.ProtocolError("not an array")
+                        used += _frame_size(req)
+                    else:
+                        used += 4  # "*0\r\n"
+                elif req is None:
+                    used += 5  # "*-1\r\n"
+                else:
+                    self._fail(out, "Protocol error: expected '*', got a non-array request")
                 req = reader.gets()
         except hiredis.ProtocolError:
-            self._recover_after_hiredis_error(data, out, start)
+            self._used = used
+            self._recover_after_hiredis_error(data, had_tail, out)
             return
-        if reader.has_data():
-            self._keep_unconsumed(data, out, start)
-        elif pending:
-            del pending[:]
-            self._validator.reset()
+        fed = self._fed
+        if used == fed:
+            self._fed = self._used = 0
+            if self._tail:
+                self._tail = bytearray()
+                self._validator.reset()
+            return
+        if used > fed:
+            # Only possible with non-canonical lengths, which Redis refuses as well.
+            self._fail(out, "Protocol error: invalid bulk length")
+        self._used = used
+        self._keep_tail(data, had_tail)
 
-    def _check_limits(self, pending: bytearray, out: list[list[bytes]]) -> None:
-        if len(pending) > self.limits.max_query_bytes:
+    def _keep_tail(self, data: bytes | bytearray, had_tail: bool) -> None:
+        """Keep exactly the unconsumed bytes (the start of an incomplete frame)."""
+        unconsumed = self._fed - self._used
+        tail = self._tail
+        if not had_tail and not tail:
+            self._tail = bytearray(data[len(data) - unconsumed :])
+            self._validator.reset()
+        elif len(tail) > unconsumed:
+            del tail[: len(tail) - unconsumed]
+            self._validator.reset()
+        # Rebase the counters on the tail so they stay small.
+        self._fed, self._used = unconsumed, 0
+
+    def _check_limits(self, out: list[list[bytes]]) -> None:
+        tail = self._tail
+        if len(tail) > self.limits.max_query_bytes:
             self._fail(out, "Protocol error: too big query buffer")
+        v = self._validator
         try:
-            # Validate every complete frame in the buffer and the partial last one.
-            v = self._validator
+            # Walk every frame in the buffer, the partial last one included.
             while True:
-                v.advance(pending)
-                if v.elements_left != 0 or v.pos >= len(pending):
+                v.advance(tail)
+                if v.elements_left != 0 or v.pos >= len(tail):
                     break
-                # One frame fully described; go on with the next one in the buffer.
                 nxt = v.pos
                 v.reset()
                 v.pos = nxt
-                if pending[nxt : nxt + 1] not in (b"*", b""):
-                    break  # inline request follows; handled after hiredis stops
+                if tail[nxt] != 42:
+                    break  # an inline request follows; handled after hiredis stops
         except ProtocolError as e:
             self._fail(out, e.message)
 
     def _fail(self, out: list[list[bytes]], message: str) -> None:
         self.error_prefix = out
         self._reader = hiredis.Reader()
-        self._pending = bytearray()
+        self._fed = self._used = 0
+        self._tail = bytearray()
+        self._inline = bytearray()
         self._validator.reset()
         raise ProtocolError(message)
 
-    def _keep_unconsumed(self, data: bytes | bytearray, out: list[list[bytes]], start: int) -> None:
-        """A frame is incomplete: remember its bytes so limits can be checked."""
-        pending = self._pending
-        if start == len(out):
-            if not pending:
-                pending += data  # first piece of a frame; nothing consumed yet
-            return
-        consumed = sum(_frame_size(r) for r in out[start:])
-        if pending:
-            del pending[:consumed]
-        else:
-            pending += memoryview(data)[consumed:]
-        self._validator.reset()
-        if pending[:1] not in (b"*", b""):
-            # An inline request follows multibulk ones: hiredis would choke on it.
-            self._reroute_inline(out)
-        elif len(pending) > self.limits.check_threshold:
-            self._check_limits(pending, out)
-
     def _recover_after_hiredis_error(
-        self, data: bytes | bytearray, out: list[list[bytes]], start: int
+        self, data: bytes | bytearray, had_tail: bool, out: list[list[bytes]]
     ) -> None:
-        pending = self._pending
-        consumed = sum(_frame_size(r) for r in out[start:])
-        if pending:
-            rest = bytes(pending[consumed:])
-        else:
-            rest = bytes(data[consumed:])
-        if rest[:1] == b"*":
-            self.error_prefix = out
-            self._reader = hiredis.Reader()
-            self._pending = bytearray()
-            raise ProtocolError(f"Protocol error: expected '$', got '{_first_bad_type(rest)}'")
-        self._pending = bytearray(rest)
-        self._reroute_inline(out)
-
-    def _reroute_inline(self, out: list[list[bytes]]) -> None:
+        """hiredis met a byte that starts no RESP frame: an inline request follows."""
+        unconsumed = self._fed - self._used
+        source = self._tail if (had_tail or self._tail) else data
+        rest = bytes(source[len(source) - unconsumed :]) if unconsumed > 0 else b""
+        if rest[:1] == b"*" or not rest:
+            self._fail(out, f"Protocol error: expected '$', got '{_first_bad_type(rest)}'")
         self._reader = hiredis.Reader()
-        self._inline += self._pending
-        self._pending = bytearray()
+        self._fed = self._used = 0
+        self._tail = bytearray()
         self._validator.reset()
+        self._inline += rest
         self._drain_inline(out)
 
-    # -- inline ----------------------------------------------------------------
+    # -- inline ----------------------------------------------------------------------
     def _drain_inline(self, out: list[list[bytes]]) -> None:
         buf = self._inline
         limit = self.limits.max_inline_bytes
         while buf:
-            if buf[:1] == b"*":
+            if buf[0] == 42:
                 rest = bytes(buf)
-                del buf[:]
+                self._inline = bytearray()
                 self._feed_multibulk(rest, out)
                 return
             eol = buf.find(b"\n")
             if eol < 0:
                 if len(buf) > limit:
-                    self._inline = bytearray()
-                    self.error_prefix = out
-                    raise ProtocolError("Protocol error: too big inline request")
+                    self._fail(out, "Protocol error: too big inline request")
                 return
             if eol > limit:
-                self._inline = bytearray()
-                self.error_prefix = out
-                raise ProtocolError("Protocol error: too big inline request")
+                self._fail(out, "Protocol error: too big inline request")
             line = bytes(buf[:eol])
             del buf[: eol + 1]
             try:
                 argv = split_inline(line)
-            except ProtocolError:
-                self._inline = bytearray()
-                self.error_prefix = out
-                raise
+            except ProtocolError as e:
+                self._fail(out, e.message)
             if argv:
                 out.append(argv)
+
+
+def _bad_element(value: object) -> str:
+    if value is None:
+        return "Protocol error: invalid bulk length"
+    return f"Protocol error: expected '$', got '{_type_byte(value)}'"
 
 
 def _first_bad_type(frame: bytes) -> str:
