@@ -256,10 +256,17 @@ class Server:
         return rss_bytes(self.pid)
 
     def client(self, **kwargs: Any) -> Any:
-        """A ``redis.Redis`` connected to this server."""
+        """A ``redis.Redis`` connected to this server, failing fast (no retries).
+
+        redis-py retries connection errors by default (re-sending whole pipelines),
+        which would hide a server that drops connections and distort timings.
+        """
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         kwargs.setdefault("socket_timeout", 300)
+        kwargs.setdefault("retry", Retry(NoBackoff(), 0))
         return redis.Redis(host=HOST, port=self.port, **kwargs)
 
     def info(self, section: str) -> dict[str, Any] | None:

@@ -181,7 +181,7 @@ def config_set(state: ServerState, pairs: list[tuple[bytes, bytes]]) -> None:
                     f"ERR CONFIG SET failed (possibly related to argument '{name}') - {msg}"
                 ) from None
     except CommandError:
-        for name, param, old in previous:
+        for _name, param, old in previous:
             try:
                 param.set(state, old)  # type: ignore[misc]
             except (ValueError, CommandError):

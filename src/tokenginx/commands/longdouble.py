@@ -89,7 +89,7 @@ def parse(b: bytes) -> LongDouble | None:
     mant = int(digits, 16) if base == 16 else _int10(digits)
     if mant == 0:
         return Fraction(0)
-    e = int(exp) if exp and len(exp) < 12 else _clamp_exp(exp)
+    e = _exponent(exp)
     if base == 10:
         e += scale
         # mant * 10**e is in [10**lead, 10**(lead+1))
@@ -130,15 +130,16 @@ def _str10(n: int) -> str:
     return _str10(high) + str(low).rjust(_CHUNK, "0")
 
 
-def _clamp_exp(exp: bytes | None) -> int:
-    """An exponent with many digits: only its sign matters (the value over- or
-    underflows), so clamp it to a magnitude that still does."""
+def _exponent(exp: bytes | None) -> int:
+    """The exponent; past 12 digits only its sign matters (the value over- or
+    underflows), so it is clamped to a magnitude that still does."""
     if not exp:
         return 0
+    sign = -1 if exp.startswith(b"-") else 1
     digits = exp.lstrip(b"+-").lstrip(b"0")
-    if len(digits) < 12:
-        return int(exp)
-    return -(10**12) if exp.startswith(b"-") else 10**12
+    if len(digits) > 12:
+        return sign * 10**12
+    return sign * int(digits or b"0")
 
 
 def add(a: LongDouble, b: LongDouble) -> LongDouble:

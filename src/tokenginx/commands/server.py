@@ -201,7 +201,8 @@ def info_text(client: Client, sections: list[str]) -> str:
     blocks = []
     for name in dict.fromkeys(wanted):
         lines = _SECTIONS[name](client)
-        blocks.append(f"# {name.capitalize() if name not in ('cpu',) else 'CPU'}\r\n" + "".join(l + "\r\n" for l in lines))
+        title = "CPU" if name == "cpu" else name.capitalize()
+        blocks.append(f"# {title}\r\n" + "".join(line + "\r\n" for line in lines))
     return "\r\n".join(blocks)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tokenginx.client import Client
 from tokenginx.commands.args import I64_MAX, I64_MIN, format_float, parse_float, parse_int
 from tokenginx.commands.table import CommandGroup
-from tokenginx.errors import CommandError, WrongTypeError, not_integer, syntax_error
+from tokenginx.errors import CommandError, WrongTypeError, syntax_error
 from tokenginx.replies import OK
 
 group = CommandGroup("string")
@@ -209,19 +209,12 @@ def msetnx(client: Client, argv: list[bytes]) -> int:
 def _incr(client: Client, key: bytes, delta: int) -> int:
     db = client.db
     cur = db.get_string(key)
-    if cur is None:
-        n = 0
-    else:
-        n = parse_int(cur) if len(cur) <= 20 else _raise_not_int()
+    n = 0 if cur is None else parse_int(cur)
     result = n + delta
     if not I64_MIN <= result <= I64_MAX:
         raise CommandError("ERR increment or decrement would overflow")
     db.set_string(key, b"%d" % result, keep_ttl=True, event="incrby")
     return result
-
-
-def _raise_not_int() -> int:
-    raise not_integer()
 
 
 @command("incr", 2, _WF, (1, 1, 1), "write string fast", "Increments the integer value of a key by one.")

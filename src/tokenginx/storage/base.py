@@ -13,9 +13,9 @@ embedded implementation is :mod:`tokenginx.storage.memory`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol, Union
+from typing import Protocol
 
-Value = Union[bytes, dict, set]
+Value = bytes | dict | set
 
 
 class Database(Protocol):
