@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from tokenginx.client import Client
 from tokenginx.clock import ManualClock
+from tokenginx.commands.table import CommandGroup
 from tokenginx.config import Config
 from tokenginx.errors import CommandError
 from tokenginx.server import Server
@@ -141,9 +142,11 @@ def r(tokenginx: RunningServer) -> Iterator[Any]:
 class GateHarness:
     """Runs commands through the real gate and table, with a hand-moved clock."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, groups: Iterable[CommandGroup] | None = None
+    ) -> None:
         self.clock = ManualClock()
-        self.server = Server(config or Config(), clock=self.clock)
+        self.server = Server(config or Config(), clock=self.clock, groups=groups)
         self.state = self.server.state
         self.gate = self.server.gate
         self.pushed: list[Any] = []

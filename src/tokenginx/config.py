@@ -32,8 +32,6 @@ class ServerConfig:
     # Extra addresses to listen on for RESP; a leading "-" means "skip if unavailable"
     # (Redis's ``bind 127.0.0.1 -::1``).
     extra_tcp_binds: list[str] = field(default_factory=lambda: ["-::1"])
-    read_timeout: int = 30
-    write_timeout: int = 30
     # Seconds a client may stay idle before it is closed; 0 = never (Redis ``timeout``).
     idle_timeout: int = 0
     tcp_keepalive: int = 300
@@ -74,7 +72,6 @@ class CacheConfig:
 
 @dataclass
 class TTLConfig:
-    default_ttl: int = 0
     # Active expiry: cycles per second and the time budget of one cycle.
     hz: int = 10
     cycle_budget_ms: float = 1.0

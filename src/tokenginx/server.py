@@ -177,10 +177,9 @@ class Server:
             if timeout > 0:
                 now = time.monotonic()
                 for client in list(self.state.clients.values()):
+                    # Redis exempts subscribers and MONITOR clients from the timeout.
                     if client.kind != "resp" or client.subscriptions() or client.monitor:
                         continue
-                    if client.multi is not None:
-                        pass
                     if now - client.last_interaction > timeout:
                         log.info("closing idle client", extra={"event": "idle_timeout", "client": client.id})
                         client.close()

@@ -131,9 +131,7 @@ def hsetnx(client: Client, argv: list[bytes]) -> int:
     return 1
 
 
-@command(
-    "hget", 3, _RF, _KEY, "read hash fast", "Returns the value of a field in a hash.", "2.0.0"
-)
+@command("hget", 3, _RF, _KEY, "read hash fast", "Returns the value of a field in a hash.", "2.0.0")
 def hget(client: Client, argv: list[bytes]) -> bytes | None:
     h = client.db.get_hash(argv[1])
     return None if h is None else h.get(argv[2])
@@ -215,6 +213,10 @@ def hexists(client: Client, argv: list[bytes]) -> int:
     return 1 if h is not None and argv[2] in h else 0
 
 
+def _not_integer_hash() -> CommandError:
+    return CommandError("ERR hash value is not an integer")
+
+
 def _store_field(
     db: Database, key: bytes, h: dict[bytes, bytes] | None, f: bytes, new: bytes, event: str
 ) -> None:
@@ -241,10 +243,7 @@ def hincrby(client: Client, argv: list[bytes]) -> int:
     key, f = argv[1], argv[2]
     h = _hash_for_update(db, key)
     old = None if h is None else h.get(f)
-    if old is None:
-        cur = 0
-    else:
-        cur = parse_int(old, CommandError("ERR hash value is not an integer"))
+    cur = 0 if old is None else parse_int(old, _not_integer_hash())
     result = cur + incr
     if not I64_MIN <= result <= I64_MAX:
         raise CommandError("ERR increment or decrement would overflow")
@@ -288,9 +287,7 @@ def hincrbyfloat(client: Client, argv: list[bytes]) -> bytes:
     return new
 
 
-@command(
-    "hlen", 2, _RF, _KEY, "read hash fast", "Returns the number of fields in a hash.", "2.0.0"
-)
+@command("hlen", 2, _RF, _KEY, "read hash fast", "Returns the number of fields in a hash.", "2.0.0")
 def hlen(client: Client, argv: list[bytes]) -> int:
     h = client.db.get_hash(argv[1])
     return 0 if h is None else len(h)

@@ -97,7 +97,9 @@ def parse_options(argv: list[bytes], start: int, allow_novalues: bool) -> ScanOp
     return opts
 
 
-def scan_batch(elements: Iterable[bytes], size: int, cursor: int, count: int) -> tuple[int, list[bytes]]:
+def scan_batch(
+    elements: Iterable[bytes], size: int, cursor: int, count: int
+) -> tuple[int, list[bytes]]:
     """One step of the iteration: (next cursor, elements of this step, unfiltered)."""
     if size <= SMALL:
         return 0, list(elements)
