@@ -273,6 +273,9 @@ class RequestParser:
             self._fail(out, "Protocol error: invalid bulk length")
         self._used = used
         self._keep_tail(data, had_tail)
+        # An incomplete frame: validate its headers now (cheap, resumable) so a
+        # malformed or oversized request is refused at once instead of waited on.
+        self._check_limits(out)
 
     def _keep_tail(self, data: bytes | bytearray, had_tail: bool) -> None:
         """Keep exactly the unconsumed bytes (the start of an incomplete frame)."""

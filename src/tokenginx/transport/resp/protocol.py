@@ -12,6 +12,7 @@ are the exception (they do not send): their buffer is capped by the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -73,7 +74,11 @@ class RespProtocol(asyncio.Protocol):
         if len(state.clients) >= state.config.server.max_connections:
             state.stats.rejected_connections += 1
             transport.write(_MAX_CLIENTS_ERROR)
-            transport.close()
+            # Half-close and drain whatever the client already sent, so it reads the
+            # error instead of a connection reset; give up after a second.
+            with contextlib.suppress(OSError, RuntimeError):
+                transport.write_eof()
+            asyncio.get_running_loop().call_later(1.0, transport.close)
             self._closed = True
             return
         sock = transport.get_extra_info("socket")

@@ -1,0 +1,443 @@
+"""The Lua side of the scripting engine: sandbox, ``redis`` API and library wrappers.
+
+:data:`PRELUDE` runs once in every fresh Lua runtime. It receives the Python callbacks
+as chunk arguments and returns the internal functions the engine drives (``run``,
+``compile``…). Everything it needs later is captured in local variables (upvalues),
+so nothing a script can reach — globals, library tables, ``setfenv`` — can change how
+the engine behaves for the next script.
+
+The sandbox follows Redis 7:
+
+* globals: base library (minus ``dofile``/``loadfile``/``print``), ``string``,
+  ``table``, ``math``, ``coroutine``, ``cjson``, ``bit``, ``redis``; no ``io``,
+  ``os``, ``package``/``require``/``module``, ``debug`` or ``python``;
+* the global table and every library table are read-only ("Attempt to modify a
+  readonly table"), and reading an unknown global is an error ("Script attempted to
+  access nonexistent global variable 'x'"). Standard Lua 5.1 has no read-only
+  tables, so the libraries are empty proxies; ``pairs``, ``next``, ``rawget`` and
+  ``rawset`` are taught to see through (or refuse) them;
+* ``loadstring``/``load`` refuse precompiled bytecode (a known Lua 5.1 escape);
+* a count hook on the main thread and on every coroutine asks Python whether the
+  time limit passed; once it has, the hook fires on every instruction so a script
+  cannot keep itself alive by catching the error with ``pcall``.
+"""
+
+from __future__ import annotations
+
+PRELUDE = rb"""
+local py_call, py_check, py_log, py_setresp, py_sha1, py_encode, py_decode, py_bit, py_acl,
+      REDIS_VERSION, REDIS_VERSION_NUM, HOOK_COUNT = ...
+
+-- Everything used after the sandbox is sealed is captured here.
+local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
+local rawget, rawset, next, pairs = rawget, rawset, next, pairs
+local setmetatable, unpack, pcall, xpcall = setmetatable, unpack, pcall, xpcall
+local raw_loadstring, raw_setfenv = loadstring, setfenv
+local format, byte, find, sub, gsub = string.format, string.byte, string.find, string.sub, string.gsub
+local concat = table.concat
+local floor, ceil = math.floor, math.ceil
+local sethook, getinfo = debug.sethook, debug.getinfo
+local co_create, co_resume = coroutine.create, coroutine.resume
+local G = _G
+local PRELUDE_SOURCE = getinfo(1, 'S').source
+local MAX_REPLY_DEPTH = 500
+
+local function pack(...) return {n = select('#', ...), ...} end
+local function trunc(n) if n >= 0 then return floor(n) end return ceil(n) end
+
+-- Error tables, as Redis builds them (luaPushErrorBuff).
+local function error_table(s)
+  local code, msg = 'ERR', s
+  if byte(s, 1) == 45 then  -- '-'
+    local sp = find(s, ' ', 1, true)
+    if sp then code, msg = sub(s, 2, sp - 1), sub(s, sp + 1) else msg = sub(s, 2) end
+  end
+  msg = gsub(gsub(msg, '^[\r\n]+', ''), '[\r\n]+$', '')
+  return {err = code .. ' ' .. msg}
+end
+local function fail(msg) error(error_table(msg), 0) end
+
+-- The time limit --------------------------------------------------------------------
+local hook
+hook = function()
+  if py_check() then
+    sethook(hook, '', 1)
+    error({err = 'ERR Script killed: execution time limit exceeded'}, 0)
+  end
+end
+
+-- Read-only tables --------------------------------------------------------------------
+local proxied = setmetatable({}, {__mode = 'k'})  -- proxy -> real table
+local function readonly_error() error('Attempt to modify a readonly table', 2) end
+local function readonly(real)
+  local p = {}
+  proxied[p] = real
+  return setmetatable(p, {__index = real, __newindex = readonly_error, __metatable = false})
+end
+
+-- redis.* ----------------------------------------------------------------------------
+local function command(raise, ...)
+  local n = select('#', ...)
+  if n == 0 then
+    local e = error_table('Please specify at least one argument for this redis lib call')
+    if raise then error(e, 0) end
+    return e
+  end
+  local argv = {...}
+  for i = 1, n do
+    local v = argv[i]
+    local t = type(v)
+    if t == 'number' then
+      argv[i] = format('%.17g', v)
+    elseif t ~= 'string' then
+      local e = error_table('Lua redis lib command arguments must be strings or integers')
+      if raise then error(e, 0) end
+      return e
+    end
+  end
+  local failed, reply = py_call(unpack(argv, 1, n))
+  if failed and raise then error(reply, 0) end
+  return reply
+end
+
+local redis = {
+  call = function(...) return command(true, ...) end,
+  pcall = function(...) return command(false, ...) end,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
+  REDIS_VERSION = REDIS_VERSION, REDIS_VERSION_NUM = REDIS_VERSION_NUM,
+}
+
+function redis.error_reply(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return error_table('wrong number or type of arguments')
+  end
+  if byte(s, 1) ~= 45 then s = '-' .. s end
+  return error_table(s)
+end
+
+function redis.status_reply(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return error_table('wrong number or type of arguments')
+  end
+  return {ok = s}
+end
+
+function redis.sha1hex(...)
+  if select('#', ...) ~= 1 then fail('wrong number of arguments') end
+  local s = ...
+  if type(s) == 'number' then s = tostring(s) elseif type(s) ~= 'string' then s = '' end
+  return py_sha1(s)
+end
+
+function redis.log(...)
+  local n = select('#', ...)
+  if n < 2 then fail('redis.log() requires two arguments or more.') end
+  local level = tonumber((...))
+  if level == nil then fail('First argument must be a number (log level).') end
+  level = trunc(level)
+  if level < 0 or level > 3 then fail('Invalid debug level.') end
+  local parts = {}
+  for i = 2, n do
+    local v = select(i, ...)
+    local t = type(v)
+    if t == 'string' or t == 'number' then parts[#parts + 1] = tostring(v) end
+  end
+  py_log(level, concat(parts, ' '))
+end
+
+function redis.setresp(...)
+  if select('#', ...) ~= 1 then fail('redis.setresp() requires one argument.') end
+  local resp = trunc(tonumber((...)) or 0)
+  if resp ~= 2 and resp ~= 3 then fail('RESP version must be 2 or 3.') end
+  py_setresp(resp)
+end
+
+function redis.set_repl(...)
+  if select('#', ...) ~= 1 then fail('redis.set_repl() requires two arguments.') end
+  local flags = trunc(tonumber((...)) or 0)
+  if flags < 0 or flags > 3 then
+    fail('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
+  end
+end
+
+function redis.replicate_commands() return true end
+function redis.breakpoint() return false end
+function redis.debug() end
+
+function redis.acl_check_cmd(...)
+  local n = select('#', ...)
+  if n == 0 then fail('Please specify at least one argument for this redis lib call') end
+  local argv = {...}
+  for i = 1, n do
+    local v = argv[i]
+    if type(v) == 'number' then argv[i] = format('%.17g', v)
+    elseif type(v) ~= 'string' then
+      fail('Lua redis lib command arguments must be strings or integers')
+    end
+  end
+  local known = py_acl(unpack(argv, 1, n))
+  if not known then fail('Invalid command passed to redis.acl_check_cmd()') end
+  return true
+end
+
+-- cjson (the work is done in Python) ---------------------------------------------------
+local null = newproxy(false)
+local cjson = {null = null}
+
+function cjson.encode(...)
+  if select('#', ...) ~= 1 then error("bad argument #1 to 'encode' (expected 1 argument)", 2) end
+  local ok, out = py_encode((...))
+  if not ok then error(out, 2) end
+  return out
+end
+
+function cjson.decode(...)
+  if select('#', ...) ~= 1 then error("bad argument #1 to 'decode' (expected 1 argument)", 2) end
+  local s = ...
+  if type(s) == 'number' then
+    s = tostring(s)
+  elseif type(s) ~= 'string' then
+    error("bad argument #1 to 'decode' (string expected, got " .. type(s) .. ")", 2)
+  end
+  local ok, out = py_decode(s)
+  if not ok then error(out, 2) end
+  return out
+end
+
+local function is_null(v) return v == null end
+
+-- bit (LuaBitOp's API; the arithmetic is done in Python) ---------------------------------
+local bit = {}
+local function bit_function(name, nargs, varargs)
+  bit[name] = function(...)
+    local n = select('#', ...)
+    local args = {...}
+    local count = n
+    if not varargs or count < nargs then count = nargs end
+    for i = 1, count do
+      local v = tonumber(args[i])
+      if v == nil then
+        if name == 'tohex' and i == 2 and args[i] == nil then break end
+        local got = i > n and 'no value' or type(args[i])
+        error(format("bad argument #%d to '%s' (number expected, got %s)", i, name, got), 2)
+      end
+      args[i] = v
+    end
+    return py_bit(name, unpack(args, 1, count))
+  end
+end
+bit_function('tobit', 1); bit_function('bnot', 1); bit_function('bswap', 1)
+bit_function('band', 1, true); bit_function('bor', 1, true); bit_function('bxor', 1, true)
+bit_function('lshift', 2); bit_function('rshift', 2); bit_function('arshift', 2)
+bit_function('rol', 2); bit_function('ror', 2); bit_function('tohex', 2)
+
+-- Replacements of base functions -------------------------------------------------------
+-- Redis 7's pcall: an error table caught by pcall is returned as its message.
+local function redis_pcall(f, ...)
+  local r = pack(pcall(f, ...))
+  if not r[1] and type(r[2]) == 'table' then
+    local msg = r[2].err
+    if type(msg) == 'string' or type(msg) == 'number' then return false, msg end
+  end
+  return unpack(r, 1, r.n)
+end
+
+local function safe_loadstring(s, name)
+  if type(s) == 'string' and byte(s, 1) == 27 then
+    return nil, 'binary chunks are not allowed'
+  end
+  return raw_loadstring(s, name)
+end
+
+local function safe_load(reader, name)
+  if type(reader) ~= 'function' then
+    error("bad argument #1 to 'load' (function expected, got " .. type(reader) .. ")", 2)
+  end
+  local parts = {}
+  while true do
+    local piece = reader()
+    if piece == nil or piece == '' then break end
+    if type(piece) ~= 'string' then return nil, 'reader function must return a string' end
+    parts[#parts + 1] = piece
+  end
+  return safe_loadstring(concat(parts), name or '=(load)')
+end
+
+local function safe_setfenv(f, env)
+  if type(f) == 'number' then
+    if f == 0 then error("'setfenv' cannot change environment of given object", 2) end
+    local info = f > 0 and getinfo(f + 1, 'S')
+    if info and info.source == PRELUDE_SOURCE then
+      error("'setfenv' cannot change environment of given object", 2)
+    end
+    if f > 0 then f = f + 1 end
+    return raw_setfenv(f, env)
+  end
+  if type(f) == 'function' and getinfo(f, 'S').source == PRELUDE_SOURCE then
+    error("'setfenv' cannot change environment of given object", 2)
+  end
+  return raw_setfenv(f, env)
+end
+
+local function safe_rawset(t, k, v)
+  if proxied[t] then error('Attempt to modify a readonly table', 2) end
+  return rawset(t, k, v)
+end
+local function safe_rawget(t, k) return rawget(proxied[t] or t, k) end
+local function safe_next(t, k) return next(proxied[t] or t, k) end
+local function safe_pairs(t)
+  local real = proxied[t]
+  if real then return next, real, nil end
+  return pairs(t)
+end
+
+-- Coroutines get the same time-limit hook as the main thread (hooks are per thread).
+local function hooked_create(f)
+  local co = co_create(f)
+  sethook(co, hook, '', HOOK_COUNT)
+  return co
+end
+local co_lib = {}
+for k, v in next, coroutine do co_lib[k] = v end
+co_lib.create = hooked_create
+co_lib.wrap = function(f)
+  local co = hooked_create(f)
+  return function(...)
+    local r = pack(co_resume(co, ...))
+    if r[1] then return unpack(r, 2, r.n) end
+    if type(r[2]) == 'string' then error(r[2], 2) end
+    error(r[2], 0)
+  end
+end
+
+local function copy(t) local c = {} for k, v in next, t do c[k] = v end return c end
+local string_lib = copy(string)
+local math_lib = copy(math)
+local table_lib = copy(table)
+
+-- Seal the global table -----------------------------------------------------------------
+local base = {
+  assert = assert, collectgarbage = collectgarbage, error = error, gcinfo = gcinfo,
+  getfenv = getfenv, getmetatable = getmetatable, ipairs = ipairs, newproxy = newproxy,
+  rawequal = rawequal, select = select, setmetatable = setmetatable, tonumber = tonumber,
+  tostring = tostring, type = type, unpack = unpack, xpcall = xpcall, _VERSION = _VERSION,
+  pcall = redis_pcall, loadstring = safe_loadstring, load = safe_load, setfenv = safe_setfenv,
+  rawget = safe_rawget, rawset = safe_rawset, next = safe_next, pairs = safe_pairs,
+  string = readonly(string_lib), table = readonly(table_lib), math = readonly(math_lib),
+  coroutine = readonly(co_lib), redis = readonly(redis), cjson = readonly(cjson),
+  bit = readonly(bit), _G = G,
+}
+-- Strings index the real string library; keep scripts from reaching it that way.
+getmetatable('').__metatable = false
+
+local names = {}
+for k in next, G do names[#names + 1] = k end
+for i = 1, #names do rawset(G, names[i], nil) end
+proxied[G] = base
+setmetatable(base, {__index = function(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+setmetatable(G, {__index = base, __newindex = readonly_error, __metatable = false})
+
+-- Engine entry points -------------------------------------------------------------------
+-- Where the error happened: the innermost frame of the user's code.
+local function error_handler(e)
+  local source, line
+  for level = 2, 200 do
+    local info = getinfo(level, 'Sl')
+    if not info then break end
+    if info.what ~= 'C' and info.source ~= PRELUDE_SOURCE then
+      source, line = info.source, info.currentline
+      break
+    end
+  end
+  local msg
+  if type(e) == 'table' then
+    msg = rawget(e, 'err')
+    if type(msg) == 'number' then msg = tostring(msg) end
+    if type(msg) ~= 'string' then msg = 'ERR unknown error' end
+  else
+    msg = 'ERR ' .. tostring(e)
+  end
+  return {msg, source, line}
+end
+
+-- A script's return value, reduced to tagged tables read with raw access only, so a
+-- hostile metatable cannot run code once the script is over.
+local function normalize(v, depth)
+  local t = type(v)
+  if t == 'string' or t == 'number' or t == 'boolean' then return v end
+  if t ~= 'table' then return nil end
+  if depth > MAX_REPLY_DEPTH then error('reached lua stack limit', 0) end
+  depth = depth + 1
+  local f = rawget(v, 'err')
+  if type(f) == 'string' then return {'err', f} end
+  f = rawget(v, 'ok')
+  if type(f) == 'string' then return {'ok', f} end
+  f = rawget(v, 'double')
+  if type(f) == 'number' then return {'double', f} end
+  f = rawget(v, 'big_number')
+  if type(f) == 'string' then return {'big_number', f} end
+  f = rawget(v, 'verbatim_string')
+  if type(f) == 'table' then
+    local fmt, s = rawget(f, 'format'), rawget(f, 'string')
+    if type(fmt) == 'string' and type(s) == 'string' then return {'verbatim', s, fmt} end
+  end
+  f = rawget(v, 'map')
+  if type(f) == 'table' then
+    local out, n = {'map', 0}, 0
+    for k, x in next, f do
+      out[n + 3] = normalize(k, depth)
+      out[n + 4] = normalize(x, depth)
+      n = n + 2
+    end
+    out[2] = n
+    return out
+  end
+  f = rawget(v, 'set')
+  if type(f) == 'table' then
+    local out, n = {'set', 0}, 0
+    for k in next, f do
+      n = n + 1
+      out[n + 2] = normalize(k, depth)
+    end
+    out[2] = n
+    return out
+  end
+  local out, n = {'array', 0}, 0
+  while true do
+    local x = rawget(v, n + 1)
+    if x == nil then break end
+    n = n + 1
+    out[n + 2] = normalize(x, depth)
+  end
+  out[2] = n
+  return out
+end
+
+local function compile(body)
+  if byte(body, 1) == 27 then return nil, 'user_script: binary chunks are not allowed' end
+  return raw_loadstring(body, '@user_script')
+end
+
+local function run(fn, keys, argv)
+  rawset(base, 'KEYS', keys)
+  rawset(base, 'ARGV', argv)
+  sethook(hook, '', HOOK_COUNT)
+  local ok, res = xpcall(fn, error_handler)
+  if not ok then
+    if type(res) == 'table' then return false, res[1], res[2], res[3] end
+    return false, 'ERR ' .. tostring(res)
+  end
+  local done, out = pcall(normalize, res, 0)
+  if not done then return false, 'ERR ' .. tostring(out) end
+  return true, out
+end
+
+local function clear_hook() sethook() end
+
+return run, compile, clear_hook, is_null, null
+"""
