@@ -36,6 +36,7 @@ local raw_loadstring, raw_setfenv = loadstring, setfenv
 local format, byte, find, sub, gsub = string.format, string.byte, string.find, string.sub, string.gsub
 local concat = table.concat
 local floor, ceil = math.floor, math.ceil
+local gc = collectgarbage
 local sethook, getinfo = debug.sethook, debug.getinfo
 local co_create, co_resume = coroutine.create, coroutine.resume
 local G = _G
@@ -438,6 +439,7 @@ local function run(fn, keys, argv)
 end
 
 local function clear_hook() sethook() end
+local function memory() return gc('count') * 1024 end
 
-return run, compile, clear_hook, is_null, null
+return run, compile, clear_hook, is_null, null, memory
 """

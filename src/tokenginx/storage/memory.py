@@ -68,6 +68,7 @@ class Database:
         "data",
         "expires",
         "_buckets",
+        "_live",
         "_heap",
         "watchers",
         "_scans",
@@ -80,7 +81,8 @@ class Database:
         self.ks = keyspace
         self.data: dict[bytes, bytes | dict | set] = {}
         self.expires: dict[bytes, int] = {}
-        self._buckets: dict[int, set[bytes]] = {}
+        self._buckets: dict[int, list[bytes]] = {}
+        self._live: dict[int, int] = {}
         self._heap: list[int] = []
         # key -> set of watching clients (objects with a ``dirty_cas`` attribute)
         self.watchers: dict[bytes, set] = {}
@@ -380,6 +382,7 @@ class Database:
         self.data = {}
         self.expires = {}
         self._buckets = {}
+        self._live = {}
         self._heap = []
         self._scans.clear()
         self.ks.used -= self.used
@@ -387,31 +390,48 @@ class Database:
         self.ks.dirty += 1
 
     # -- expiry ----------------------------------------------------------------------
+    # A bucket is a plain list of keys (8 bytes per entry, where a set would cost
+    # 30-60): removing a key from its bucket only decrements the bucket's live count,
+    # and the stale entry is skipped when the bucket is reclaimed or compacted once
+    # more than half of it is stale. A sliding-session refresh therefore costs O(1)
+    # and leaves at most as much garbage as there are live keys.
     def _file_expire(self, key: bytes, when: int) -> None:
-        old = self.expires.get(key)
-        if old is not None:
-            if old == when:
-                return
-            self._unbucket(key, old)
-        self.expires[key] = when
+        expires = self.expires
+        old = expires.get(key)
         bid = when >> _BUCKET_SHIFT
+        expires[key] = when
+        if old is not None:
+            if old >> _BUCKET_SHIFT == bid:
+                return  # still filed in the right bucket
+            self._unbucket(old >> _BUCKET_SHIFT)
         bucket = self._buckets.get(bid)
         if bucket is None:
-            bucket = self._buckets[bid] = set()
+            bucket = self._buckets[bid] = []
+            self._live[bid] = 0
             heapq.heappush(self._heap, bid)
-        bucket.add(key)
+        bucket.append(key)
+        self._live[bid] += 1
 
     def _unfile_expire(self, key: bytes) -> None:
         when = self.expires.pop(key)
-        self._unbucket(key, when)
+        self._unbucket(when >> _BUCKET_SHIFT)
 
-    def _unbucket(self, key: bytes, when: int) -> None:
-        bid = when >> _BUCKET_SHIFT
-        bucket = self._buckets.get(bid)
-        if bucket is not None:
-            bucket.discard(key)
-            if not bucket:
-                del self._buckets[bid]  # its heap entry is dropped lazily
+    def _unbucket(self, bid: int) -> None:
+        live = self._live.get(bid)
+        if live is None:
+            return
+        live -= 1
+        if live <= 0:
+            del self._buckets[bid]  # its heap entry is dropped lazily
+            del self._live[bid]
+            return
+        self._live[bid] = live
+        bucket = self._buckets[bid]
+        if len(bucket) > 64 and live * 2 < len(bucket):
+            expires = self.expires
+            kept = [k for k in dict.fromkeys(bucket) if expires.get(k, -1) >> _BUCKET_SHIFT == bid]
+            bucket[:] = kept
+            self._live[bid] = len(kept)
 
     def _expire(self, key: bytes) -> None:
         self._remove(key)
@@ -423,42 +443,66 @@ class Database:
 
         Returns (keys reclaimed, whether due keys remain).
         """
-        heap, buckets, expires = self._heap, self._buckets, self.expires
+        heap, buckets, live, expires = self._heap, self._buckets, self._live, self.expires
         now_bid = now >> _BUCKET_SHIFT
         done = 0
         clock = time.perf_counter_ns
         while heap and heap[0] <= now_bid:
             bid = heap[0]
             bucket = buckets.get(bid)
-            if not bucket:
+            if bucket is None:
                 heapq.heappop(heap)
-                buckets.pop(bid, None)
                 continue
             future: list[bytes] = []
             while bucket:
                 key = bucket.pop()
                 when = expires.get(key)
-                if when is None:
-                    continue
-                if when >> _BUCKET_SHIFT != bid:
-                    continue  # stale: refiled elsewhere
+                if when is None or when >> _BUCKET_SHIFT != bid:
+                    continue  # stale: deleted or refiled elsewhere
                 if when > now:  # same bucket, a few ms in the future
                     future.append(key)
                     continue
+                live[bid] -= 1
                 del expires[key]
                 self._drop_value(key)
                 self.ks.expired_keys += 1
                 self.changed(key, "expired", ev.EXPIRED)
                 done += 1
                 if done & 31 == 0 and clock() >= deadline_ns:
-                    bucket.update(future)
+                    bucket.extend(future)
+                    self._drop_if_empty(bid)
                     return done, True
+                if buckets.get(bid) is not bucket:
+                    break  # a listener flushed or refiled this database
             if future:
-                bucket.update(future)
+                bucket.extend(future)
                 return done, False  # the rest of this bucket is not due yet
-            heapq.heappop(heap)
-            buckets.pop(bid, None)
+            self._drop_if_empty(bid)
+            if heap and heap[0] == bid:
+                heapq.heappop(heap)
         return done, False
+
+    def _drop_if_empty(self, bid: int) -> None:
+        bucket = self._buckets.get(bid)
+        if bucket is not None and (not bucket or self._live.get(bid, 0) <= 0):
+            del self._buckets[bid]
+            self._live.pop(bid, None)
+
+    def soonest_expiring(self) -> tuple[int, bytes] | None:
+        """(deadline, key) of a key in the earliest non-empty bucket (for eviction)."""
+        heap, buckets, expires = self._heap, self._buckets, self.expires
+        while heap:
+            bid = heap[0]
+            bucket = buckets.get(bid)
+            if bucket is not None:
+                for key in bucket:
+                    when = expires.get(key)
+                    if when is not None and when >> _BUCKET_SHIFT == bid:
+                        return when, key
+                del buckets[bid]
+                self._live.pop(bid, None)
+            heapq.heappop(heap)
+        return None
 
 
 def key_too_large(limit: int) -> CommandError:
@@ -501,7 +545,7 @@ class MemoryKeyspace:
         da, db_ = self.databases[a], self.databases[b]
         da.touch_all()
         db_.touch_all()
-        for attr in ("data", "expires", "_buckets", "_heap", "used"):
+        for attr in ("data", "expires", "_buckets", "_live", "_heap", "used"):
             va, vb = getattr(da, attr), getattr(db_, attr)
             setattr(da, attr, vb)
             setattr(db_, attr, va)
@@ -555,16 +599,14 @@ class MemoryKeyspace:
         for _ in range(1000):
             if self.used <= self.max_memory:
                 return
-            best: tuple[int, Database] | None = None
+            best: tuple[int, bytes, Database] | None = None
             for d in self.databases:
-                while d._heap and not d._buckets.get(d._heap[0]):
-                    d._buckets.pop(heapq.heappop(d._heap), None)
-                if d._heap and (best is None or d._heap[0] < best[0]):
-                    best = (d._heap[0], d)
+                found = d.soonest_expiring()
+                if found is not None and (best is None or found[0] < best[0]):
+                    best = (found[0], found[1], d)
             if best is None:
                 return
-            d = best[1]
-            key = next(iter(d._buckets[best[0]]))
+            _, key, d = best
             d._remove(key)
             self.evicted_keys += 1
             d.changed(key, "evicted", ev.EVICTED)

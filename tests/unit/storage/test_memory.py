@@ -180,3 +180,19 @@ def test_volatile_ttl_eviction(clock):
     ks.ensure_memory()
     assert db.lookup(b"soon") is None and db.lookup(b"late") is not None
     assert ks.evicted_keys == 1
+
+
+def test_sliding_refresh_leaves_bounded_garbage(ks, clock):
+    db = ks.db(0)
+    for i in range(100):
+        db.set_string(b"s%d" % i, b"v", expire_at=clock() + 1000)
+    for step in range(200):  # every session refreshed 200 times, each into a new bucket
+        clock.advance(200)
+        for i in range(100):
+            db.set_expire(b"s%d" % i, clock() + 1000)
+    filed = sum(len(b) for b in db._buckets.values())
+    assert filed <= 2 * len(db.expires) + 64 * len(db._buckets)
+    clock.advance(5000)
+    while ks.active_expire_cycle(budget_ms=50):
+        pass
+    assert db.size() == 0 and not db._buckets

@@ -1,0 +1,524 @@
+"""The Lua scripting engine behind EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
+
+One :class:`ScriptEngine` per :class:`~tokenginx.state.ServerState`, created on first
+use by :func:`engine_for` and kept in ``state.scripts``, so two servers in one
+process never share scripts or a Lua runtime. The engine owns one Lua 5.1 runtime
+(lupa), sandboxed by :data:`~tokenginx.scripting.prelude.PRELUDE`, and a cache of
+compiled scripts by SHA1.
+
+Semantics are Redis 7's (https://redis.io/docs/latest/develop/interact/programmability/):
+
+* ``redis.call`` runs the command through the server's gate with a dedicated script
+  client (same database, user and authentication as the caller, ``in_script``
+  set), so arity, statistics, keyspace events and MONITOR behave as for any door.
+  A command error aborts the script; ``redis.pcall`` returns it as ``{err=...}``.
+* replies are converted both ways exactly as Redis does (RESP2 by default,
+  ``redis.setresp(3)`` switches the conversion and the script client's protocol);
+* a script's own error is reported as ``<message> script: <sha>, on
+  @user_script:<line>.``;
+* a script running longer than :data:`SCRIPT_TIME_LIMIT_S` is aborted with
+  ``ERR Script killed: execution time limit exceeded``. The server is single
+  threaded, so this limit replaces Redis's BUSY state and SCRIPT KILL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lupa.lua51 import LuaError, LuaRuntime
+
+from tokenginx.client import Client
+from tokenginx.errors import CommandError
+from tokenginx.replies import NULL_ARRAY, Status, Verbatim
+from tokenginx.scripting import bitops, luajson
+from tokenginx.scripting.prelude import PRELUDE
+from tokenginx.transport.resp.encoder import encode_resp2
+from tokenginx.version import REDIS_COMPAT_VERSION
+
+if TYPE_CHECKING:
+    from tokenginx.commands.table import Command
+    from tokenginx.state import ServerState
+
+log = logging.getLogger("tokenginx.script")
+
+SCRIPT_TIME_LIMIT_S = 5.0
+"""Wall-clock budget of one script run. Read at the start of every run (patchable)."""
+
+HOOK_INSTRUCTIONS = 100_000
+"""Lua instructions between two time-limit checks (Redis uses the same count)."""
+
+KILLED_MESSAGE = "ERR Script killed: execution time limit exceeded"
+
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
+
+# redis.log levels -> logging levels (LL_DEBUG, LL_VERBOSE, LL_NOTICE, LL_WARNING).
+_LOG_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING}
+
+SCRIPT_FLAGS = frozenset(
+    {b"no-writes", b"allow-oom", b"allow-stale", b"no-cluster", b"allow-cross-slot-keys"}
+)
+
+# Commands Redis always refuses inside a script. The "noscript" flag on a command's
+# declaration is the rule; this list covers families that do not declare it yet.
+_NOSCRIPT_FALLBACK = frozenset(
+    {
+        "multi", "exec", "discard", "watch", "unwatch",
+        "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe",
+        "sunsubscribe", "monitor",
+        "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "fcall", "fcall_ro", "function",
+        "auth", "hello", "quit", "reset", "client", "config", "acl",
+        "sync", "psync", "replconf", "slaveof", "replicaof", "failover", "wait", "waitaof",
+        "shutdown", "save", "bgsave", "bgrewriteaof", "debug", "module", "latency",
+    }
+)
+
+
+@dataclass(slots=True)
+class Script:
+    sha: str
+    body: bytes
+    function: Any  # the compiled chunk, a lupa function of the current runtime
+    flags: frozenset[bytes] | None  # shebang flags; None: no shebang (EVAL compatibility)
+
+    @property
+    def no_writes(self) -> bool:
+        return self.flags is not None and b"no-writes" in self.flags
+
+
+def sha1hex(body: bytes) -> str:
+    return hashlib.sha1(body).hexdigest()
+
+
+def parse_shebang(body: bytes) -> tuple[frozenset[bytes] | None, int]:
+    """``(flags, offset of the code)``; the code keeps the shebang's line feed so line
+    numbers in errors match what the user wrote."""
+    if not body.startswith(b"#!"):
+        return None, 0
+    end = body.find(b"\n")
+    if end < 0:
+        end = len(body)
+    parts = body[:end].split(b" ")
+    if parts[0] != b"#!lua":
+        raise CommandError(f"ERR Unexpected engine in script shebang: {_text(parts[0])}")
+    flags: set[bytes] = set()
+    for part in parts[1:]:
+        if not part.startswith(b"flags="):
+            raise CommandError(f"ERR Unknown lua shebang option: {_text(part)}")
+        value = part[6:]
+        for flag in value.split(b",") if value else ():
+            if flag not in SCRIPT_FLAGS:
+                raise CommandError(f"ERR Unexpected flag in script shebang: {_text(flag)}")
+            flags.add(flag)
+    return frozenset(flags), end
+
+
+def engine_for(state: ServerState) -> ScriptEngine:
+    """The server's engine, created on first use."""
+    engine = state.scripts
+    if engine is None:
+        engine = state.scripts = ScriptEngine(state)
+    return engine
+
+
+class ScriptEngine:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.scripts: dict[str, Script] = {}
+        self._lua: LuaRuntime | None = None
+        self._client: Client | None = None
+        # per-run state, read by the callbacks
+        self._deadline: float | None = None
+        self._killed = False
+        self._running = False
+        self._read_only = False
+        self._resp = 2
+        # Lua entry points, set with the runtime
+        self._run: Any = None
+        self._compile: Any = None
+        self._clear_hook: Any = None
+        self._is_null: Any = None
+        self._null: Any = None
+        self._memory: Any = None
+
+    # -- the script cache ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.scripts)
+
+    def get(self, sha: bytes) -> Script | None:
+        return self.scripts.get(sha.decode("latin-1").lower())
+
+    def exists(self, sha: bytes) -> bool:
+        return self.get(sha) is not None
+
+    def load(self, body: bytes) -> Script:
+        """Compile ``body`` (or find it in the cache); a compile error is raised."""
+        sha = sha1hex(body)
+        script = self.scripts.get(sha)
+        if script is not None:
+            return script
+        flags, offset = parse_shebang(body)
+        self._runtime()
+        function, error = self._compile(body[offset:])
+        if function is None:
+            raise CommandError(f"ERR Error compiling script (new function): {_text(error)}")
+        script = self.scripts[sha] = Script(sha, body, function, flags)
+        return script
+
+    def flush(self) -> None:
+        """SCRIPT FLUSH: forget every script and start a fresh Lua runtime."""
+        self.scripts.clear()
+        self._lua = None
+        self._run = self._compile = self._clear_hook = None
+        self._is_null = self._null = self._memory = None
+
+    def memory_used(self) -> int:
+        """Bytes used by the Lua runtime (INFO's ``used_memory_lua``)."""
+        if self._memory is None:
+            return 0
+        return int(self._memory())
+
+    # -- running ------------------------------------------------------------------------
+    def run(
+        self,
+        caller: Client,
+        script: Script,
+        keys: list[bytes],
+        args: list[bytes],
+        read_only: bool = False,
+    ) -> Any:
+        """Run a loaded script for ``caller`` and return its reply value."""
+        if read_only and script.flags is not None and not script.no_writes:
+            raise CommandError(
+                "ERR Can not execute a script with write flag using *_ro command."
+            )
+        if self._running:  # EVAL is "noscript", so only a bug can get here
+            raise CommandError("ERR This Redis command is not allowed from script")
+        lua = self._runtime()
+        self._prepare_client(caller)
+        self._read_only = read_only or script.no_writes
+        self._resp = 2
+        self._killed = False
+        keys_table = lua.table_from(keys)
+        args_table = lua.table_from(args)
+        self._running = True
+        self._deadline = time.monotonic() + SCRIPT_TIME_LIMIT_S
+        try:
+            outcome = self._run(script.function, keys_table, args_table)
+        except LuaError as e:  # the Lua runtime failed outside the script's own pcall
+            outcome = (False, _lua_error_message(e).encode())
+        finally:
+            self._deadline = None
+            self._running = False
+            self._clear_hook()
+        if self._killed:
+            log.warning("Lua script %s killed: ran longer than %ss", script.sha, SCRIPT_TIME_LIMIT_S)
+            return CommandError(KILLED_MESSAGE)
+        if outcome[0]:
+            return self._to_redis(outcome[1], 0)
+        message = _text(outcome[1])
+        source = outcome[2] if len(outcome) > 2 else None
+        line = outcome[3] if len(outcome) > 3 else None
+        if source is not None and line is not None:
+            message = f"{message} script: {script.sha}, on {_text(source)}:{line}."
+        return CommandError(message)
+
+    def _prepare_client(self, caller: Client) -> Client:
+        client = self._client
+        if client is None:
+            client = self._client = Client(self.state, kind="lua", addr="lua")
+            client.in_script = True
+        client.db_index = caller.db_index
+        client.db = caller.db
+        client.authenticated = caller.authenticated
+        client.user = caller.user
+        client.no_touch = caller.no_touch
+        client.multi = None
+        client.multi_error = False
+        client.set_protocol(2)  # also recomputes ``restricted``
+        return client
+
+    # -- the Lua runtime ----------------------------------------------------------------
+    def _runtime(self) -> LuaRuntime:
+        lua = self._lua
+        if lua is not None:
+            return lua
+        lua = LuaRuntime(
+            encoding=None,
+            unpack_returned_tuples=True,
+            register_eval=False,
+            register_builtins=False,
+            attribute_filter=_no_attributes,
+        )
+        major, minor, patch = (int(p) for p in REDIS_COMPAT_VERSION.split("."))
+        (
+            self._run,
+            self._compile,
+            self._clear_hook,
+            self._is_null,
+            self._null,
+            self._memory,
+        ) = lua.execute(
+            PRELUDE,
+            _weak(self._redis_call, (True, None)),
+            _weak(self._check_time, True),
+            _weak(self._log, None),
+            _weak(self._set_resp, None),
+            _sha1hex_bytes,
+            _weak(self._json_encode, (False, "cjson: internal error")),
+            _weak(self._json_decode, (False, "cjson: internal error")),
+            _safe_bit,
+            _weak(self._command_known, False),
+            REDIS_COMPAT_VERSION.encode(),
+            (major << 16) | (minor << 8) | patch,
+            HOOK_INSTRUCTIONS,
+            name="=tokenginx prelude",
+        )
+        self._lua = lua
+        return lua
+
+    # -- callbacks from Lua (they never raise: see _weak) --------------------------------
+    def _check_time(self) -> bool:
+        deadline = self._deadline
+        if deadline is None:
+            return False
+        if self._killed or time.monotonic() >= deadline:
+            self._killed = True
+            return True
+        return False
+
+    def _redis_call(self, *argv: bytes) -> tuple[bool, Any]:
+        try:
+            reply = self._dispatch(list(argv))
+            if not isinstance(reply, CommandError):
+                return False, self._to_lua(reply)
+        except Exception:  # a bug must cost the script one error, never the server
+            log.exception("redis.call from a script failed")
+            reply = CommandError("ERR internal error while running a command from script")
+        return True, self._lua_table({b"err": _error_text(reply.message)})
+
+    def _dispatch(self, argv: list[bytes]) -> Any:
+        state = self.state
+        cmd = state.table.lookup(argv[0])
+        sub: Command | None = None
+        if cmd is not None and cmd.subcommands is not None and len(argv) >= 2:
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None and argv[1].lower() != b"help":
+                cmd = None
+        if cmd is None:
+            return CommandError("ERR Unknown Redis command called from script")
+        target = sub or cmd
+        n, arity = len(argv), target.arity
+        if (n != arity) if arity > 0 else (n < -arity):
+            return CommandError("ERR Wrong number of args calling Redis command from script")
+        if _refused_in_scripts(cmd) or (sub is not None and _refused_in_scripts(sub)):
+            return CommandError("ERR This Redis command is not allowed from script")
+        if self._read_only and (target.write or "may_replicate" in target.flags):
+            return CommandError("ERR Write commands are not allowed from read-only scripts.")
+        assert self._client is not None
+        return state.gate.execute(self._client, argv)  # type: ignore[attr-defined]
+
+    def _command_known(self, *argv: bytes) -> bool:
+        cmd = self.state.table.lookup(argv[0])
+        if cmd is not None and cmd.subcommands is not None and len(argv) >= 2:
+            return argv[1].lower() in cmd.subcommands
+        return cmd is not None
+
+    def _log(self, level: int, message: bytes) -> None:
+        log.log(_LOG_LEVELS.get(int(level), logging.INFO), "%s", _text(message))
+
+    def _set_resp(self, resp: int) -> None:
+        self._resp = int(resp)
+        if self._client is not None:
+            self._client.set_protocol(self._resp)
+
+    def _json_encode(self, value: Any) -> tuple[bool, bytes | str]:
+        ok, out = luajson.encode(value, self._is_null)
+        return ok, out if isinstance(out, bytes) else out.encode()
+
+    def _json_decode(self, data: bytes) -> tuple[bool, Any]:
+        ok, out = luajson.decode(data, self._lua_table, self._null)
+        return ok, out if ok else out.encode()
+
+    # -- conversions --------------------------------------------------------------------
+    def _lua_table(self, items: Any) -> Any:
+        assert self._lua is not None
+        return self._lua.table_from(items)
+
+    def _to_lua(self, v: Any) -> Any:
+        """A command's reply as the script sees it (Redis's redisProtocolToLuaType)."""
+        t = type(v)
+        if t is bytes:
+            return v
+        if t is int:
+            return v if _I64_MIN <= v <= _I64_MAX else float(v)
+        resp3 = self._resp == 3
+        table = self._lua_table
+        if t is Status:
+            return table({b"ok": bytes(v)})
+        if v is None or v is NULL_ARRAY:
+            return None if resp3 else False
+        if isinstance(v, CommandError):
+            return table({b"err": _error_text(v.message)})
+        if t is bool:
+            return v if resp3 else int(v)
+        if t is float:
+            return table({b"double": v}) if resp3 else _resp2_double(v)
+        if t is Verbatim:
+            if resp3:
+                return table({b"verbatim_string": table({b"format": b"txt", b"string": bytes(v)})})
+            return bytes(v)
+        if t is dict:
+            if resp3:
+                assert self._lua is not None
+                m = self._lua.table()
+                for k, x in v.items():
+                    m[self._to_lua(k)] = self._to_lua(x)
+                return table({b"map": m})
+            flat: list[Any] = []
+            for k, x in v.items():
+                flat.append(self._to_lua(k))
+                flat.append(self._to_lua(x))
+            return table(flat)
+        if t is set or t is frozenset:
+            if resp3:
+                return table({b"set": table({self._to_lua(k): True for k in v})})
+            return table([self._to_lua(x) for x in v])
+        if isinstance(v, (list, tuple)):
+            return table([self._to_lua(x) for x in v])
+        if t is str:
+            return v.encode("utf-8", "surrogateescape")
+        if isinstance(v, bytes):
+            return bytes(v)
+        if isinstance(v, int):
+            return self._to_lua(int(v))
+        return None if resp3 else False
+
+    def _to_redis(self, v: Any, depth: int) -> Any:
+        """A script's (normalised) return value as a reply (Redis's luaReplyToRedisReply)."""
+        if v is None:
+            return None
+        if v is True:
+            return 1 if self._resp == 2 else True
+        if v is False:
+            return None if self._resp == 2 else False
+        if isinstance(v, bytes):
+            return v
+        if isinstance(v, (int, float)):
+            return _lua_number_to_int(v)
+        tag = v[1]
+        if tag == b"array":
+            return [self._to_redis(v[i + 2], depth + 1) for i in range(1, int(v[2]) + 1)]
+        if tag == b"err":
+            return CommandError(_text(v[2]))
+        if tag == b"ok":
+            return Status(v[2])
+        if tag == b"double":
+            return float(v[2])
+        if tag == b"big_number":
+            return bytes(v[2])
+        if tag == b"verbatim":
+            return Verbatim(v[2])
+        if tag == b"map":
+            out: dict[Any, Any] = {}
+            for i in range(int(v[2]) // 2):
+                key = _hashable(self._to_redis(v[3 + 2 * i], depth + 1))
+                out[key] = self._to_redis(v[4 + 2 * i], depth + 1)
+            return out
+        if tag == b"set":
+            return {_hashable(self._to_redis(v[i + 2], depth + 1)) for i in range(1, int(v[2]) + 1)}
+        return None
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _weak(method: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
+    """A callback for Lua that holds its engine weakly (the Lua runtime holds the
+    callback, the engine holds the runtime: a strong reference would be a cycle the
+    garbage collector cannot see) and never lets a Python exception into Lua."""
+    ref = weakref.WeakMethod(method)
+
+    def callback(*args: Any) -> Any:
+        bound = ref()
+        if bound is None:
+            return fallback
+        try:
+            return bound(*args)
+        except Exception:
+            log.exception("scripting callback %s failed", method.__name__)
+            return fallback
+
+    return callback
+
+
+def _no_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
+    raise AttributeError("Python attributes are not available to scripts")
+
+
+def _sha1hex_bytes(data: bytes) -> bytes:
+    return sha1hex(data).encode()
+
+
+def _safe_bit(name: bytes, *args: float) -> int | bytes:
+    try:
+        return bitops.call(name, *args)
+    except Exception:
+        return 0
+
+
+def _refused_in_scripts(cmd: Command) -> bool:
+    return (
+        "noscript" in cmd.flags
+        or cmd.tx_control
+        or cmd.no_auth
+        or (cmd.container is None and cmd.name in _NOSCRIPT_FALLBACK)
+    )
+
+
+def _error_text(message: str) -> bytes:
+    """An error reply as Lua sees it in ``{err=...}`` (Redis's luaPushErrorBuff)."""
+    code, sep, rest = message.partition(" ")
+    if not sep:
+        code, rest = "ERR", message
+    return f"{code} {rest.strip(chr(13) + chr(10))}".encode("utf-8", "replace")
+
+
+def _resp2_double(v: float) -> bytes:
+    # "$<len>\r\n<text>\r\n": the text a RESP2 client would have received.
+    return encode_resp2(v).split(b"\r\n", 1)[1][:-2]
+
+
+def _lua_number_to_int(v: float) -> int:
+    """``(long long)lua_Number``: truncation; out of range (and NaN) gives INT64_MIN."""
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return _I64_MIN
+        v = int(v)
+    return v if _I64_MIN <= v <= _I64_MAX else _I64_MIN
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, set):
+        return frozenset(v)
+    if isinstance(v, dict):
+        return tuple((k, _hashable(x)) for k, x in v.items())
+    return v
+
+
+def _text(b: Any) -> str:
+    if isinstance(b, bytes):
+        return b.decode("utf-8", "replace")
+    return str(b)
+
+
+def _lua_error_message(e: LuaError) -> str:
+    first = str(e).strip().split("\n", 1)[0].strip()
+    return f"ERR Error running script: {first or 'execution failure'}"
