@@ -330,6 +330,9 @@ local base = {
   string = readonly(string_lib), table = readonly(table_lib), math = readonly(math_lib),
   coroutine = readonly(co_lib), redis = readonly(redis), cjson = readonly(cjson),
   bit = readonly(bit), _G = G,
+  -- lupa reads the global 'debug' (for debug.traceback) before every call into Lua,
+  -- outside protected mode: it must resolve without raising, and without running code.
+  debug = false,
 }
 -- Strings index the real string library; keep scripts from reaching it that way.
 getmetatable('').__metatable = false
@@ -421,7 +424,8 @@ end
 
 local function compile(body)
   if byte(body, 1) == 27 then return nil, 'user_script: binary chunks are not allowed' end
-  return raw_loadstring(body, '@user_script')
+  local f, err = raw_loadstring(body, '@user_script')
+  return f, err
 end
 
 local function run(fn, keys, argv)

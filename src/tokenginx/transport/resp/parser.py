@@ -32,15 +32,13 @@ class ParserLimits:
 
 def _frame_size(argv: list[bytes]) -> int:
     """Bytes a canonically encoded multibulk frame of ``argv`` occupies:
-    ``*N\r\n`` then ``$L\r\n<payload>\r\n`` per argument."""
-    lengths = list(map(len, argv))
-    return (
-        3
-        + len(str(len(lengths)))
-        + sum(lengths)
-        + 5 * len(lengths)
-        + len("".join(map(str, lengths)))
-    )
+    ``*N\r\n`` then ``$L\r\n<payload>\r\n`` per argument. (A plain loop with
+    inline digit counting measured fastest; this runs once per request.)"""
+    total = 3 + len(str(len(argv))) + 5 * len(argv)
+    for a in argv:
+        n = len(a)
+        total += n + (1 if n < 10 else 2 if n < 100 else 3 if n < 1000 else len(str(n)))
+    return total
 
 
 _UNQUOTE_ESCAPES = {
