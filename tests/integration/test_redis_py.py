@@ -37,10 +37,11 @@ from redis.exceptions import (
     ResponseError,
     WatchError,
 )
-
 from redis.retry import Retry
 
 from tests.conftest import RunningServer, start_redis, start_tokenginx, stop_process
+
+Connect = Callable[..., redis.Redis]
 
 # AuthenticationError is a ConnectionError, which redis-py 8 retries with back-off (~3 s):
 # clients expected to fail authentication get no retries.
@@ -76,7 +77,7 @@ def protocol() -> int:
 
 
 @pytest.fixture
-def connect(target: Target) -> Iterator[Callable[..., redis.Redis]]:
+def connect(target: Target) -> Iterator[Connect]:
     """Factory for extra clients on ``target``; all are closed after the test."""
     made: list[redis.Redis] = []
 
@@ -91,7 +92,7 @@ def connect(target: Target) -> Iterator[Callable[..., redis.Redis]]:
 
 
 @pytest.fixture
-def client(connect: Callable[..., redis.Redis], protocol: int) -> redis.Redis:
+def client(connect: Connect, protocol: int) -> redis.Redis:
     c = connect(protocol=protocol)
     c.flushall()
     return c
@@ -160,8 +161,11 @@ class RawConn:
         raise AssertionError(f"unexpected RESP type {line!r}")
 
 
+RawFactory = Callable[[], RawConn]
+
+
 @pytest.fixture
-def raw(target: Target) -> Iterator[Callable[[], RawConn]]:
+def raw(target: Target) -> Iterator[RawFactory]:
     conns: list[RawConn] = []
 
     def make() -> RawConn:
@@ -176,7 +180,7 @@ def raw(target: Target) -> Iterator[Callable[[], RawConn]]:
 
 # -- sync client basics ------------------------------------------------------------------
 @both_protocols
-def test_sync_client_basics(client: redis.Redis, connect: Callable[..., redis.Redis],
+def test_sync_client_basics(client: redis.Redis, connect: Connect,
                             protocol: int) -> None:
     assert client.ping() is True
     assert client.echo("hi") == b"hi"
@@ -265,13 +269,14 @@ def test_asyncio_client(client: redis.Redis, target: Target, protocol: int) -> N
 def test_connection_pool_many_threads(client: redis.Redis, target: Target,
                                       blocking: bool) -> None:
     threads, rounds, max_conns = 16, 40, 6 if blocking else 50
+    name = f"pool-test-{os.getpid()}-{time.monotonic_ns()}"  # closed pools may linger a bit
     if blocking:
         pool: redis.ConnectionPool = redis.BlockingConnectionPool(
             host="127.0.0.1", port=target.port, max_connections=max_conns, timeout=10,
-            client_name="pool-test", socket_timeout=10)
+            client_name=name, socket_timeout=10)
     else:
         pool = redis.ConnectionPool(host="127.0.0.1", port=target.port,
-                                    max_connections=max_conns, client_name="pool-test",
+                                    max_connections=max_conns, client_name=name,
                                     socket_timeout=10)
     shared = redis.Redis(connection_pool=pool)
     peak = 0
@@ -285,7 +290,7 @@ def test_connection_pool_many_threads(client: redis.Redis, target: Target,
             assert shared.get(f"w:{n}") == str(i).encode()
         names = [c["name"] for c in shared.client_list()]
         with peak_lock:
-            peak = max(peak, names.count("pool-test"))
+            peak = max(peak, names.count(name))
 
     try:
         with ThreadPoolExecutor(threads) as ex:
@@ -327,7 +332,7 @@ def test_pipeline_large(client: redis.Redis) -> None:
 
 
 def test_transaction_retries_on_watch_error(client: redis.Redis,
-                                            connect: Callable[..., redis.Redis]) -> None:
+                                            connect: Connect) -> None:
     other = connect()
     client.set("balance", 100)
     calls = 0
@@ -350,7 +355,7 @@ def test_transaction_retries_on_watch_error(client: redis.Redis,
                               value_from_callable=True) == b"120"
 
 
-def test_multi_exec_queue_time_error_aborts(client: redis.Redis, raw) -> None:
+def test_multi_exec_queue_time_error_aborts(client: redis.Redis, raw: RawFactory) -> None:
     with client.pipeline(transaction=True) as pipe:
         pipe.set("q:a", 1)
         pipe.execute_command("SET", "q:b")  # wrong arity: rejected at queue time
@@ -364,8 +369,8 @@ def test_multi_exec_queue_time_error_aborts(client: redis.Redis, raw) -> None:
     c = raw()
     assert c.call("MULTI") == ("+", "OK")
     assert c.call("SET", "q:a", "1") == ("+", "QUEUED")
-    assert c.call("NOSUCHCMD", "x") == (
-        "-", "ERR unknown command 'NOSUCHCMD', with args beginning with: 'x' ")
+    kind, text = c.call("NOSUCHCMD", "x")
+    assert (kind, text[:32]) == ("-", "ERR unknown command 'NOSUCHCMD',")
     assert c.call("EXEC") == (
         "-", "EXECABORT Transaction discarded because of previous errors.")
     assert client.exists("q:a") == 0
@@ -403,7 +408,7 @@ def test_multi_exec_exec_time_error_does_not_roll_back(client: redis.Redis) -> N
     assert client.mget("e:a", "e:c") == [b"1", b"3"]
 
 
-def test_multi_exec_state_errors(raw) -> None:
+def test_multi_exec_state_errors(raw: RawFactory) -> None:
     c = raw()
     assert c.call("EXEC") == ("-", "ERR EXEC without MULTI")
     assert c.call("DISCARD") == ("-", "ERR DISCARD without MULTI")
@@ -519,6 +524,7 @@ def test_lock_release_extend(client: redis.Redis) -> None:
 # -- pub/sub -----------------------------------------------------------------------------
 @both_protocols
 def test_pubsub_subscribe_psubscribe(client: redis.Redis) -> None:
+    base_numpat = client.pubsub_numpat()
     p = client.pubsub()
     try:
         p.subscribe("news", "alerts")
@@ -538,10 +544,11 @@ def test_pubsub_subscribe_psubscribe(client: redis.Redis) -> None:
             "type": "pmessage", "pattern": b"user:*", "channel": b"user:42", "data": b"login"}
         assert client.publish("nobody", "x") == 0
 
-        assert sorted(client.pubsub_channels()) == [b"alerts", b"news"]
+        # other tests' subscribers may still be going away on the shared server: filter
+        assert sorted(client.pubsub_channels("[an][le]*s")) == [b"alerts", b"news"]
         assert client.pubsub_channels("n*") == [b"news"]
         assert client.pubsub_numsub("news", "nobody") == [(b"news", 1), (b"nobody", 0)]
-        assert client.pubsub_numpat() == 1
+        assert client.pubsub_numpat() == base_numpat + 1
 
         p.unsubscribe("news")
         assert wait_message(p) == {
@@ -554,7 +561,7 @@ def test_pubsub_subscribe_psubscribe(client: redis.Redis) -> None:
         p.unsubscribe()
         last = wait_message(p)
         assert (last["type"], last["channel"], last["data"]) == ("unsubscribe", b"alerts", 0)
-        assert client.pubsub_numpat() == 0
+        assert client.pubsub_numpat() == base_numpat
     finally:
         p.close()
 
@@ -569,13 +576,15 @@ def test_pubsub_run_in_thread(client: redis.Redis) -> None:
         if len(got) == 3:
             done.set()
 
+    base_numpat = client.pubsub_numpat()
     p = client.pubsub(ignore_subscribe_messages=True)
     p.subscribe(**{"events": handler})
     p.psubscribe(**{"evt:*": handler})
     worker = p.run_in_thread(sleep_time=0.01, daemon=True)
     try:
         deadline = time.monotonic() + 5
-        while client.pubsub_numsub("events")[0][1] != 1 or client.pubsub_numpat() != 1:
+        while client.pubsub_numsub("events")[0][1] != 1 or (
+            client.pubsub_numpat() != base_numpat + 1):
             assert time.monotonic() < deadline, "subscriptions never registered"
             time.sleep(0.01)
         assert client.publish("events", "one") == 1
@@ -593,7 +602,7 @@ def test_pubsub_run_in_thread(client: redis.Redis) -> None:
     ]
 
 
-def test_pubsub_resp3_push_frames(client: redis.Redis, raw) -> None:
+def test_pubsub_resp3_push_frames(client: redis.Redis, raw: RawFactory) -> None:
     """In RESP3 pub/sub traffic is push (``>``) frames and normal commands still work."""
     c = raw()
     kind, hello = c.call("HELLO", "3")
@@ -645,7 +654,7 @@ def test_keyspace_notification_on_expiry(client: redis.Redis) -> None:
 
 
 # -- databases, clients, HELLO, INFO, CONFIG ---------------------------------------------
-def test_select_db_isolation(client: redis.Redis, connect: Callable[..., redis.Redis]) -> None:
+def test_select_db_isolation(client: redis.Redis, connect: Connect) -> None:
     db3 = connect(db=3)
     assert client.set("k", "db0") and db3.set("k", "db3") and db3.set("only3", "x", ex=100)
     assert client.get("k") == b"db0"
@@ -672,7 +681,7 @@ def test_select_db_isolation(client: redis.Redis, connect: Callable[..., redis.R
 
 
 @both_protocols
-def test_client_commands(client: redis.Redis, connect: Callable[..., redis.Redis],
+def test_client_commands(client: redis.Redis, connect: Connect,
                          protocol: int) -> None:
     me = connect(protocol=protocol, single_connection_client=True, decode_responses=True)
     assert me.client_getname() is None
@@ -693,7 +702,7 @@ def test_client_commands(client: redis.Redis, connect: Callable[..., redis.Redis
     assert entry["laddr"].endswith(":" + str(client.connection_pool.connection_kwargs["port"]))
     assert entry["resp"] == str(protocol)
     assert [e["id"] for e in client.client_list(client_id=[cid])] == [str(cid)]
-    assert client.client_list(_type="pubsub") == []
+    assert str(cid) not in [e["id"] for e in client.client_list(_type="pubsub")]
     assert me.client_info()["name"] == "worker-1"
 
     assert client.client_kill_filter(_id=cid) == 1
@@ -704,7 +713,7 @@ def test_client_commands(client: redis.Redis, connect: Callable[..., redis.Redis
     assert me.client_getname() is None
 
 
-def test_hello3_map(connect: Callable[..., redis.Redis]) -> None:
+def test_hello3_map(connect: Connect) -> None:
     c = connect(protocol=3, single_connection_client=True, decode_responses=True)
     hello = c.execute_command("HELLO", "3")
     assert hello["server"] == "redis"
@@ -739,7 +748,7 @@ def test_info(client: redis.Redis, target: Target) -> None:
     assert client.info("clients")["connected_clients"] >= 1
 
 
-def test_config_get_set(connect: Callable[..., redis.Redis]) -> None:
+def test_config_get_set(connect: Connect) -> None:
     c = connect(decode_responses=True)
     saved = c.config_get("maxmemory", "timeout", "notify-keyspace-events")
     assert set(saved) == {"maxmemory", "timeout", "notify-keyspace-events"}
@@ -775,18 +784,13 @@ def _error(fn: Callable[[], Any]) -> ResponseError:
 
 
 @both_protocols
-def test_error_replies_map_to_redis_py_exceptions(client: redis.Redis, connect,
+def test_error_replies_map_to_redis_py_exceptions(client: redis.Redis, connect: Connect,
                                                   protocol: int) -> None:
     e = _error(lambda: client.execute_command("GET"))
     assert type(e) is ResponseError
     assert str(e) == "wrong number of arguments for 'get' command"
     assert str(_error(lambda: client.execute_command("SET", "k"))) == (
         "wrong number of arguments for 'set' command")
-    # Redis leaves a space after every quoted argument, and after the colon without any
-    assert str(_error(lambda: client.execute_command("NOSUCH", "a", "b"))) == (
-        "unknown command 'NOSUCH', with args beginning with: 'a' 'b' ")
-    assert str(_error(lambda: client.execute_command("NOSUCH"))) == (
-        "unknown command 'NOSUCH', with args beginning with: ")
     assert str(_error(lambda: client.execute_command("SET", "k", "v", "NX", "XX"))) == (
         "syntax error")
     client.set("s", "text")
@@ -804,6 +808,12 @@ def test_error_replies_map_to_redis_py_exceptions(client: redis.Redis, connect,
     with pytest.raises(AuthenticationWrongNumberOfArgsError):
         client.execute_command("AUTH")
     assert client.ping() is True
+
+    # Redis leaves a space after every quoted argument, and after the colon without any
+    assert str(_error(lambda: client.execute_command("NOSUCH", "a", "b"))) == (
+        "unknown command 'NOSUCH', with args beginning with: 'a' 'b' ")
+    assert str(_error(lambda: client.execute_command("NOSUCH"))) == (
+        "unknown command 'NOSUCH', with args beginning with: ")
 
 
 def test_wrongtype_error(client: redis.Redis) -> None:
@@ -839,11 +849,7 @@ def test_requirepass(auth_server: Target, protocol: int) -> None:
         # No credentials: RESP2 gets NOAUTH on the first command; RESP3's HELLO 3 is refused.
         with pytest.raises(AuthenticationError) as ei:
             make().get("k")
-        if protocol == 2:
-            assert str(ei.value) == "Authentication required."
-        else:
-            assert str(ei.value).startswith("HELLO must be called with the client already "
-                                            "authenticated")
+        anonymous_error = str(ei.value)  # checked last, so a wrong text hides nothing else
         with pytest.raises(AuthenticationError,
                            match="^invalid username-password pair or user is disabled.$"):
             make(password="wrong").ping()
@@ -876,8 +882,14 @@ def test_requirepass(auth_server: Target, protocol: int) -> None:
     finally:
         c.close()
 
+    if protocol == 2:
+        assert anonymous_error == "Authentication required."
+    else:
+        assert anonymous_error.startswith(
+            "HELLO must be called with the client already authenticated, otherwise the HELLO")
 
-def test_monitor_redacts_credentials(client: redis.Redis, connect) -> None:
+
+def test_monitor_redacts_credentials(client: redis.Redis, connect: Connect) -> None:
     mon_client = connect(protocol=2)
     with mon_client.monitor() as m:
         c = connect(username="default", password="sekrit-pw", protocol=3)
@@ -896,7 +908,7 @@ def test_monitor_redacts_credentials(client: redis.Redis, connect) -> None:
 
 # -- SCAN --------------------------------------------------------------------------------
 def test_scan_iter_with_concurrent_deletes(client: redis.Redis,
-                                           connect: Callable[..., redis.Redis]) -> None:
+                                           connect: Connect) -> None:
     keep = [b"keep:%d" % i for i in range(2500)]
     gone = [b"gone:%d" % i for i in range(2500)]
     with client.pipeline(transaction=False) as pipe:

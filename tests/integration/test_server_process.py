@@ -146,7 +146,8 @@ def test_backpressure_on_a_client_that_does_not_read(tokenginx):
         except BlockingIOError:
             time.sleep(0.05)
     # 20 MB of replies would be owed per 200 requests; the server stopped reading.
-    rss_kb = int(open(f"/proc/{tokenginx.pid}/status").read().split("VmRSS:")[1].split()[0])
+    with open(f"/proc/{tokenginx.pid}/status") as f:
+        rss_kb = int(f.read().split("VmRSS:")[1].split()[0])
     assert rss_kb < 400_000
     assert r.ping()
     s.close()

@@ -15,8 +15,7 @@ Requests go out as multibulk frames built by our own encoder; replies are parsed
 ``hiredis.Reader``. hiredis hands back plain Python values and so forgets a few wire
 types that redis-cli shows differently (``+OK`` and ``$2 OK`` both become ``b"OK"``;
 a RESP3 set becomes a ``list``, a verbatim string ``bytes``). :class:`ReplyReader`
-restores them for the top-level reply from its type byte, which is exact in the
-one-command-one-reply exchange this client makes; nested values keep hiredis's types.
+restores them by walking each reply's bytes alongside hiredis's value.
 
 Formatting is pure (:func:`format_reply`, :func:`format_stats`) and follows
 redis-cli 7's ``cliFormatReplyTTY``/``cliFormatReplyRaw`` byte for byte. Unlike
@@ -71,32 +70,49 @@ class BigNumber(bytes):
     __slots__ = ()
 
 
+class Double(float):
+    """A RESP3 double with the text the server sent (``0.10000000000000001``)."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> Double:
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+
 NEED_DATA: Any = object()  # what ReplyReader.gets returns until a whole reply is buffered
 
 
 class ReplyReader:
     """Sans-IO reply parser: ``feed(bytes)``, then ``gets()`` until :data:`NEED_DATA`.
 
-    hiredis parses; this class remembers the first byte of each reply that starts a
-    fresh buffer, which is its RESP type, and re-labels the value hiredis made of it
+    hiredis parses. It maps ``+OK`` and ``$2 OK`` both to ``b"OK"``, a set to a
+    ``list``, a verbatim string to ``bytes``, so for each reply this class walks the
+    reply's bytes alongside hiredis's value and re-labels what hiredis flattened
     (:class:`~tokenginx.replies.Status`, :class:`~tokenginx.replies.Verbatim`,
-    :class:`RespSet`, :class:`BigNumber`). A reply that shares a read with the one
-    before it comes back untouched, since hiredis does not say where it started.
+    :class:`RespSet`, :class:`BigNumber`, :class:`Double`). The walk also says where
+    the next reply starts. Past ``max_relabel`` buffered bytes the copy is dropped and
+    values keep hiredis's types until the stream is back at a reply boundary.
     """
 
-    __slots__ = ("_reader", "_fresh", "_type")
+    __slots__ = ("_reader", "_buf", "_synced", "max_relabel")
 
-    def __init__(self) -> None:
+    def __init__(self, max_relabel: int = 1 << 20) -> None:
         # notEnoughData: hiredis's default marker is False, which is also RESP3's #f.
         self._reader = hiredis.Reader(notEnoughData=NEED_DATA)
-        self._fresh = True
-        self._type = b""
+        self._buf = bytearray()  # bytes of the replies hiredis has not returned yet
+        self._synced = True  # _buf starts at a reply boundary
+        self.max_relabel = max_relabel
 
     def feed(self, data: bytes) -> None:
-        if self._fresh and data:
-            self._type = data[:1]
-            self._fresh = False
         self._reader.feed(data)
+        if self._synced:
+            if len(self._buf) + len(data) > self.max_relabel:
+                self._synced = False
+                self._buf = bytearray()
+            else:
+                self._buf += data
 
     def gets(self) -> Any:
         """The next reply, :data:`NEED_DATA`, or raise :class:`ProtocolError`."""
@@ -111,25 +127,73 @@ class ReplyReader:
                 raise ProtocolError(f"Protocol error: cannot decode reply ({e})") from None
             if value is NEED_DATA:
                 return NEED_DATA
-            kind, self._type = self._type, b""
-            if not self._reader.has_data():
-                self._fresh = True
-            if kind == b"|":
-                continue  # a RESP3 attribute: metadata about the reply that follows
-            return _relabel(value, kind)
+            attribute = False
+            if self._synced:
+                attribute = self._buf[:1] == b"|"
+                try:
+                    value, end = _relabel(value, self._buf, 0)
+                except (ValueError, IndexError, _Mismatch):
+                    self._synced, self._buf = False, bytearray()
+                else:
+                    del self._buf[:end]
+            if not self._synced and not self._reader.has_data():
+                self._synced = True  # nothing buffered: the next byte starts a reply
+            if not attribute:
+                return value
+            # A RESP3 attribute (|) is metadata about the reply that follows; hiredis
+            # returns it as a reply of its own.
 
 
-def _relabel(value: Any, kind: bytes) -> Any:
-    if type(value) is bytes:
-        if kind == b"+":
-            return Status(value)
-        if kind == b"=":
-            return Verbatim(value)
-        if kind == b"(":
-            return BigNumber(value)
-    elif type(value) is list and kind == b"~":
-        return RespSet(value)
-    return value
+class _Mismatch(Exception):
+    pass
+
+
+def _relabel(value: Any, buf: bytearray, pos: int) -> tuple[Any, int]:
+    """``value`` with the wire types hiredis dropped, and where its frame ends."""
+    t = buf[pos]
+    eol = buf.index(b"\r\n", pos)
+    head = bytes(buf[pos + 1 : eol])
+    pos = eol + 2
+    if t in b"$=!":  # bulk, verbatim, blob error: a length, then the payload
+        n = int(head)
+        if n < 0:
+            return value, pos
+        if t == 0x3D and type(value) is bytes:
+            value = Verbatim(value)
+        return value, pos + n + 2
+    if t == 0x2B and type(value) is bytes:  # +
+        return Status(value), pos
+    if t == 0x28 and type(value) is bytes:  # (
+        return BigNumber(value), pos
+    if t == 0x2C and type(value) is float:  # ,
+        return Double(value, head.decode("ascii", "replace")), pos
+    if t in b"*~>|":
+        n = int(head)
+        if n < 0:
+            return value, pos
+        if t == 0x7C:
+            n *= 2  # attribute: n key/value pairs, returned flat
+        if not isinstance(value, list) or len(value) != n:
+            raise _Mismatch
+        items = []
+        for child in value:
+            child, pos = _relabel(child, buf, pos)
+            items.append(child)
+        if t == 0x7E:
+            return RespSet(items), pos
+        if t == 0x3E:
+            return hiredis.PushNotification(items), pos
+        return items, pos
+    if t == 0x25:  # %
+        if type(value) is not dict or len(value) != int(head):
+            raise _Mismatch  # e.g. a repeated key collapsed by the dict
+        out = {}
+        for key, val in value.items():
+            key, pos = _relabel(key, buf, pos)
+            val, pos = _relabel(val, buf, pos)
+            out[key] = val
+        return out, pos
+    return value, pos  # : _ # - carry nothing hiredis lost
 
 
 def encode_command(argv: Sequence[bytes | str]) -> bytes:
@@ -216,8 +280,9 @@ def _classify(v: Any, resp3: bool) -> tuple[str, Any]:
         return "array", list(v)
     if isinstance(v, (hiredis.ReplyError, CommandError)):
         return "error", v.message if isinstance(v, CommandError) else str(v)
-    if t is float:
-        return ("double", format_double(v)) if resp3 else ("bulk", format_double(v).encode())
+    if t is float or t is Double:
+        text = v.text if t is Double else format_double(v)
+        return ("double", text) if resp3 else ("bulk", text.encode())
     if t is dict:
         if resp3:
             return "map", list(v.items())

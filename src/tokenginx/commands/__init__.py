@@ -3,10 +3,12 @@ command table is built from :data:`ALL_GROUPS`."""
 
 from tokenginx.commands import (
     connection,
+    hashes,
     introspection,
     keys,
     pubsub,
     server,
+    sets,
     strings,
     transactions,
 )
@@ -16,6 +18,8 @@ ALL_GROUPS: list[CommandGroup] = [
     connection.group,
     strings.group,
     keys.group,
+    hashes.group,
+    sets.group,
     transactions.group,
     pubsub.group,
     server.group,

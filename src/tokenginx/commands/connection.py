@@ -7,7 +7,7 @@ import hmac
 from tokenginx.client import Client
 from tokenginx.commands.args import parse_int
 from tokenginx.commands.table import CommandGroup
-from tokenginx.errors import CommandError, NoAuthError, WrongPassError, syntax_error
+from tokenginx.errors import CommandError, WrongPassError, syntax_error
 from tokenginx.replies import OK, PONG, Status, Verbatim
 from tokenginx.version import REDIS_COMPAT_VERSION, __version__
 
@@ -115,7 +115,11 @@ def hello(client: Client, argv: list[bytes]) -> object:
         else:
             raise CommandError(f"ERR Syntax error in HELLO option '{argv[i].decode('utf-8', 'replace')}'")
     if not client.authenticated:
-        raise NoAuthError()
+        raise CommandError(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            "select the RESP protocol version at the same time"
+        )
     if name is not None:
         client.name = name
     client.set_protocol(protocol)

@@ -25,9 +25,16 @@ _perf_ns = time.perf_counter_ns
 
 
 def unknown_command(argv: list[bytes]) -> CommandError:
-    name = _printable(argv[0])
-    args = " ".join(f"'{_printable(a)}'" for a in argv[1:])[:128]
-    return CommandError(f"ERR unknown command '{name}', with args beginning with: {args}".rstrip())
+    # Redis's exact text, trailing space included: each argument is "'arg' ", and
+    # arguments stop once 128 characters are used.
+    args = ""
+    for a in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += "'" + _printable(a)[: 128 - len(args)] + "' "
+    return CommandError(
+        f"ERR unknown command '{_printable(argv[0])}', with args beginning with: {args}"
+    )
 
 
 def _printable(b: Any) -> str:
@@ -89,7 +96,7 @@ class Gate:
         cmd.calls += 1
         cmd.usec_ns += dt
         if dt > self.slow_ns >= 0:
-            self.state.add_slowlog(dt // 1000, argv, client)
+            self.state.add_slowlog(dt // 1000, redact(argv), client)
         if self.state.monitors:
             self._feed_monitors(client, argv)
         client.last_command = cmd
@@ -115,7 +122,7 @@ class Gate:
         cmd.calls += 1
         cmd.usec_ns += dt
         if dt > self.slow_ns >= 0:
-            self.state.add_slowlog(dt // 1000, argv, client)
+            self.state.add_slowlog(dt // 1000, redact(argv), client)
         if self.state.monitors:
             self._feed_monitors(client, argv)
         client.last_command = cmd
@@ -186,12 +193,37 @@ class Gate:
 
     def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
         now = time.time()
-        parts = " ".join('"' + _monitor_escape(a) + '"' for a in argv)
+        parts = " ".join('"' + _monitor_escape(a) + '"' for a in redact(argv))
         origin = "lua" if client.in_script else client.addr
         line = Status(f"{now:.6f} [{client.db_index} {origin}] {parts}".encode())
         for m in list(self.state.monitors):
             if m is not client:
                 m.push(line)
+
+
+_REDACTED = b"(redacted)"
+
+
+def redact(argv: list[bytes]) -> list[bytes]:
+    """Hide secrets before a command is shown to MONITOR or kept in the SLOWLOG."""
+    name = argv[0].lower()
+    if name == b"auth":
+        return [argv[0]] + [_REDACTED] * (len(argv) - 1)
+    if name == b"hello":
+        out = list(argv)
+        for i, a in enumerate(argv):
+            if a.lower() == b"auth":
+                for j in (i + 1, i + 2):
+                    if j < len(out):
+                        out[j] = _REDACTED
+        return out
+    if name == b"config" and len(argv) > 3 and argv[1].lower() == b"set":
+        out = list(argv)
+        for i in range(2, len(argv) - 1, 2):
+            if argv[i].lower() in (b"requirepass", b"masterauth"):
+                out[i + 1] = _REDACTED
+        return out
+    return argv
 
 
 def _monitor_escape(b: bytes) -> str:

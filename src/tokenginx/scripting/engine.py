@@ -70,13 +70,48 @@ SCRIPT_FLAGS = frozenset(
 # declaration is the rule; this list covers families that do not declare it yet.
 _NOSCRIPT_FALLBACK = frozenset(
     {
-        "multi", "exec", "discard", "watch", "unwatch",
-        "subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe",
-        "sunsubscribe", "monitor",
-        "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "fcall", "fcall_ro", "function",
-        "auth", "hello", "quit", "reset", "client", "config", "acl",
-        "sync", "psync", "replconf", "slaveof", "replicaof", "failover", "wait", "waitaof",
-        "shutdown", "save", "bgsave", "bgrewriteaof", "debug", "module", "latency",
+        "multi",
+        "exec",
+        "discard",
+        "watch",
+        "unwatch",
+        "subscribe",
+        "unsubscribe",
+        "psubscribe",
+        "punsubscribe",
+        "ssubscribe",
+        "sunsubscribe",
+        "monitor",
+        "eval",
+        "evalsha",
+        "eval_ro",
+        "evalsha_ro",
+        "script",
+        "fcall",
+        "fcall_ro",
+        "function",
+        "auth",
+        "hello",
+        "quit",
+        "reset",
+        "client",
+        "config",
+        "acl",
+        "sync",
+        "psync",
+        "replconf",
+        "slaveof",
+        "replicaof",
+        "failover",
+        "wait",
+        "waitaof",
+        "shutdown",
+        "save",
+        "bgsave",
+        "bgrewriteaof",
+        "debug",
+        "module",
+        "latency",
     }
 )
 
@@ -196,9 +231,7 @@ class ScriptEngine:
     ) -> Any:
         """Run a loaded script for ``caller`` and return its reply value."""
         if read_only and script.flags is not None and not script.no_writes:
-            raise CommandError(
-                "ERR Can not execute a script with write flag using *_ro command."
-            )
+            raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
         if self._running:  # EVAL is "noscript", so only a bug can get here
             raise CommandError("ERR This Redis command is not allowed from script")
         lua = self._runtime()
@@ -219,7 +252,9 @@ class ScriptEngine:
             self._running = False
             self._clear_hook()
         if self._killed:
-            log.warning("Lua script %s killed: ran longer than %ss", script.sha, SCRIPT_TIME_LIMIT_S)
+            log.warning(
+                "Lua script %s killed: ran longer than %ss", script.sha, SCRIPT_TIME_LIMIT_S
+            )
             return CommandError(KILLED_MESSAGE)
         if outcome[0]:
             return self._to_redis(outcome[1], 0)
@@ -267,7 +302,9 @@ class ScriptEngine:
             self._memory,
         ) = lua.execute(
             PRELUDE,
-            _weak(self._redis_call, (True, None)),
+            _raising(self._redis_call),
+            _weak(self._redis_pcall, None),
+            _error_text_of,
             _weak(self._check_time, True),
             _weak(self._log, None),
             _weak(self._set_resp, None),
@@ -294,15 +331,39 @@ class ScriptEngine:
             return True
         return False
 
-    def _redis_call(self, *argv: bytes) -> tuple[bool, Any]:
+    def _redis_call(self, *args: Any) -> tuple[bool, Any]:
+        """redis.call: ``(False, reply)``, or ``(True, error text)`` to raise."""
+        reply = self._command(args)
+        if isinstance(reply, CommandError):
+            return True, _error_text(reply.message)
+        return False, self._to_lua(reply)
+
+    def _redis_pcall(self, *args: Any) -> Any:
+        """redis.pcall: the reply, an error as an ``{err=...}`` table."""
+        reply = self._command(args)
+        if isinstance(reply, CommandError):
+            return self._lua_table({b"err": _error_text(reply.message)})
+        return self._to_lua(reply)
+
+    def _command(self, args: tuple[Any, ...]) -> Any:
+        if not args:
+            return CommandError("ERR Please specify at least one argument for this redis lib call")
+        argv: list[bytes] = []
+        for a in args:
+            t = type(a)
+            if t is bytes:
+                argv.append(a)
+            elif t is int or t is float:  # Lua numbers, formatted as Redis does
+                argv.append(b"%.17g" % a)
+            else:
+                return CommandError(
+                    "ERR Lua redis lib command arguments must be strings or integers"
+                )
         try:
-            reply = self._dispatch(list(argv))
-            if not isinstance(reply, CommandError):
-                return False, self._to_lua(reply)
+            return self._dispatch(argv)
         except Exception:  # a bug must cost the script one error, never the server
             log.exception("redis.call from a script failed")
-            reply = CommandError("ERR internal error while running a command from script")
-        return True, self._lua_table({b"err": _error_text(reply.message)})
+            return CommandError("ERR internal error while running a command from script")
 
     def _dispatch(self, argv: list[bytes]) -> Any:
         state = self.state
@@ -455,6 +516,44 @@ def _weak(method: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
             return fallback
 
     return callback
+
+
+class ScriptRaise(Exception):
+    """Raised by the redis.call callback: Lua sees a userdata error, which the
+    prelude turns into ``{err=message}``."""
+
+    def __init__(self, message: bytes) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _raising(method: Callable[..., tuple[bool, Any]]) -> Callable[..., Any]:
+    """Like :func:`_weak`, for a callback returning ``(failed, value)``: a failure is
+    raised into Lua. The raise happens with no reference to the engine or to Lua
+    objects left in the frame, because lupa keeps the last exception (and its
+    traceback) alive inside the runtime."""
+    ref = weakref.WeakMethod(method)
+
+    def callback(*args: Any) -> Any:
+        bound = ref()
+        if bound is None:
+            failed, value = True, b"ERR the scripting engine is gone"
+        else:
+            try:
+                failed, value = bound(*args)
+            except Exception:
+                log.exception("scripting callback %s failed", method.__name__)
+                failed, value = True, b"ERR internal error in script callback"
+        del bound, args
+        if failed:
+            raise ScriptRaise(value)
+        return value
+
+    return callback
+
+
+def _error_text_of(error: Any) -> bytes | None:
+    return error.message if isinstance(error, ScriptRaise) else None
 
 
 def _no_attributes(obj: Any, name: Any, is_setting: bool) -> Any:

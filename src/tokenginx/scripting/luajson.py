@@ -26,8 +26,16 @@ SPARSE_SAFE = 10
 
 _ESCAPES = {i: b"\\u%04x" % i for i in range(0x20)}
 _ESCAPES.update(
-    {0x08: b"\\b", 0x09: b"\\t", 0x0A: b"\\n", 0x0C: b"\\f", 0x0D: b"\\r",
-     0x22: b'\\"', 0x5C: b"\\\\", 0x2F: b"\\/"}
+    {
+        0x08: b"\\b",
+        0x09: b"\\t",
+        0x0A: b"\\n",
+        0x0C: b"\\f",
+        0x0D: b"\\r",
+        0x22: b'\\"',
+        0x5C: b"\\\\",
+        0x2F: b"\\/",
+    }
 )
 _TRANSLATE = [_ESCAPES.get(i, bytes([i])) for i in range(256)]
 
@@ -121,8 +129,8 @@ def encode(value: Any, is_null: Callable[[Any], bool]) -> tuple[bool, bytes | st
         enc(value, 0)
     except _EncodeError as e:
         return False, str(e)
-    except RecursionError:
-        return False, "Cannot serialise, excessive nesting"
+    except RecursionError:  # Python's stack ran out before MAX_DEPTH
+        return False, f"Cannot serialise, excessive nesting ({MAX_DEPTH + 1})"
     return True, b"".join(out)
 
 

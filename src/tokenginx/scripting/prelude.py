@@ -25,8 +25,8 @@ The sandbox follows Redis 7:
 from __future__ import annotations
 
 PRELUDE = rb"""
-local py_call, py_check, py_log, py_setresp, py_sha1, py_encode, py_decode, py_bit, py_acl,
-      REDIS_VERSION, REDIS_VERSION_NUM, HOOK_COUNT = ...
+local py_call, py_pcall, py_error_text, py_check, py_log, py_setresp, py_sha1,
+      py_encode, py_decode, py_bit, py_acl, REDIS_VERSION, REDIS_VERSION_NUM, HOOK_COUNT = ...
 
 -- Everything used after the sandbox is sealed is captured here.
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
@@ -77,33 +77,22 @@ local function readonly(real)
 end
 
 -- redis.* ----------------------------------------------------------------------------
-local function command(raise, ...)
-  local n = select('#', ...)
-  if n == 0 then
-    local e = error_table('Please specify at least one argument for this redis lib call')
-    if raise then error(e, 0) end
-    return e
+-- redis.call and redis.pcall are the Python callables themselves: to Lua they are C
+-- functions, so `return redis.call(...)` keeps the script's frame (a Lua wrapper would
+-- be tail-called and the error could not name the script's line). redis.call raises a
+-- Python exception that Lua sees as a userdata; as_error_table turns it into the
+-- {err=...} table Redis raises.
+local function as_error_table(e)
+  if type(e) == 'userdata' then
+    local msg = py_error_text(e)
+    if msg then return {err = msg} end
   end
-  local argv = {...}
-  for i = 1, n do
-    local v = argv[i]
-    local t = type(v)
-    if t == 'number' then
-      argv[i] = format('%.17g', v)
-    elseif t ~= 'string' then
-      local e = error_table('Lua redis lib command arguments must be strings or integers')
-      if raise then error(e, 0) end
-      return e
-    end
-  end
-  local failed, reply = py_call(unpack(argv, 1, n))
-  if failed and raise then error(reply, 0) end
-  return reply
+  return e
 end
 
 local redis = {
-  call = function(...) return command(true, ...) end,
-  pcall = function(...) return command(false, ...) end,
+  call = py_call,
+  pcall = py_pcall,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
   REDIS_VERSION = REDIS_VERSION, REDIS_VERSION_NUM = REDIS_VERSION_NUM,
@@ -218,10 +207,10 @@ local function bit_function(name, nargs, varargs)
     local args = {...}
     local count = n
     if not varargs or count < nargs then count = nargs end
+    if name == 'tohex' and args[2] == nil then count = 1 end  -- digits are optional
     for i = 1, count do
       local v = tonumber(args[i])
       if v == nil then
-        if name == 'tohex' and i == 2 and args[i] == nil then break end
         local got = i > n and 'no value' or type(args[i])
         error(format("bad argument #%d to '%s' (number expected, got %s)", i, name, got), 2)
       end
@@ -239,11 +228,19 @@ bit_function('rol', 2); bit_function('ror', 2); bit_function('tohex', 2)
 -- Redis 7's pcall: an error table caught by pcall is returned as its message.
 local function redis_pcall(f, ...)
   local r = pack(pcall(f, ...))
-  if not r[1] and type(r[2]) == 'table' then
-    local msg = r[2].err
-    if type(msg) == 'string' or type(msg) == 'number' then return false, msg end
+  if not r[1] then
+    local e = as_error_table(r[2])
+    if type(e) == 'table' then
+      local msg = e.err
+      if type(msg) == 'string' or type(msg) == 'number' then return false, msg end
+    end
+    return false, e
   end
   return unpack(r, 1, r.n)
+end
+
+local function redis_xpcall(f, handler)
+  return xpcall(f, function(e) return handler(as_error_table(e)) end)
 end
 
 local function safe_loadstring(s, name)
@@ -267,20 +264,31 @@ local function safe_load(reader, name)
   return safe_loadstring(concat(parts), name or '=(load)')
 end
 
+-- setfenv as Lua's, except that it cannot change the thread's globals (level 0) nor
+-- the environment of the engine's own functions.
 local function safe_setfenv(f, env)
+  local target = f
   if type(f) == 'number' then
     if f == 0 then error("'setfenv' cannot change environment of given object", 2) end
-    local info = f > 0 and getinfo(f + 1, 'S')
-    if info and info.source == PRELUDE_SOURCE then
-      error("'setfenv' cannot change environment of given object", 2)
+    if f < 0 then error("bad argument #1 to 'setfenv' (level must be non-negative)", 2) end
+    local info = getinfo(f + 1, 'Sf')  -- + 1: this wrapper is a level too
+    if not info then error("bad argument #1 to 'setfenv' (invalid level)", 2) end
+    if info.what == 'tail' then
+      error('no function environment for tail call at level ' .. f, 2)
     end
-    if f > 0 then f = f + 1 end
-    return raw_setfenv(f, env)
+    target = info.func
   end
-  if type(f) == 'function' and getinfo(f, 'S').source == PRELUDE_SOURCE then
+  if type(target) ~= 'function' then
+    error("bad argument #1 to 'setfenv' (number expected, got " .. type(f) .. ")", 2)
+  end
+  if type(env) ~= 'table' then
+    error("bad argument #2 to 'setfenv' (table expected, got " .. type(env) .. ")", 2)
+  end
+  local info = getinfo(target, 'S')
+  if info.what == 'C' or info.source == PRELUDE_SOURCE then
     error("'setfenv' cannot change environment of given object", 2)
   end
-  return raw_setfenv(f, env)
+  return raw_setfenv(target, env)
 end
 
 local function safe_rawset(t, k, v)
@@ -304,13 +312,19 @@ end
 local co_lib = {}
 for k, v in next, coroutine do co_lib[k] = v end
 co_lib.create = hooked_create
+co_lib.resume = function(co, ...)
+  local r = pack(co_resume(co, ...))
+  if not r[1] then r[2] = as_error_table(r[2]) end
+  return unpack(r, 1, r.n)
+end
 co_lib.wrap = function(f)
   local co = hooked_create(f)
   return function(...)
     local r = pack(co_resume(co, ...))
     if r[1] then return unpack(r, 2, r.n) end
-    if type(r[2]) == 'string' then error(r[2], 2) end
-    error(r[2], 0)
+    local e = as_error_table(r[2])
+    if type(e) == 'string' then error(e, 2) end
+    error(e, 0)
   end
 end
 
@@ -324,7 +338,8 @@ local base = {
   assert = assert, collectgarbage = collectgarbage, error = error, gcinfo = gcinfo,
   getfenv = getfenv, getmetatable = getmetatable, ipairs = ipairs, newproxy = newproxy,
   rawequal = rawequal, select = select, setmetatable = setmetatable, tonumber = tonumber,
-  tostring = tostring, type = type, unpack = unpack, xpcall = xpcall, _VERSION = _VERSION,
+  tostring = tostring, type = type, unpack = unpack, xpcall = redis_xpcall,
+  _VERSION = _VERSION,
   pcall = redis_pcall, loadstring = safe_loadstring, load = safe_load, setfenv = safe_setfenv,
   rawget = safe_rawget, rawset = safe_rawset, next = safe_next, pairs = safe_pairs,
   string = readonly(string_lib), table = readonly(table_lib), math = readonly(math_lib),
@@ -348,11 +363,13 @@ setmetatable(G, {__index = base, __newindex = readonly_error, __metatable = fals
 
 -- Engine entry points -------------------------------------------------------------------
 -- Where the error happened: the innermost frame of the user's code.
+-- A frame replaced by a tail call is gone: then the error has no location.
 local function error_handler(e)
+  e = as_error_table(e)
   local source, line
   for level = 2, 200 do
     local info = getinfo(level, 'Sl')
-    if not info then break end
+    if not info or info.what == 'tail' then break end
     if info.what ~= 'C' and info.source ~= PRELUDE_SOURCE then
       source, line = info.source, info.currentline
       break

@@ -7,7 +7,7 @@ from tokenginx.replies import NULL_ARRAY, OK, QUEUED, Push
 
 def test_unknown_command_and_arity_text(gate):
     assert gate.err("NOPE", "a", "b") == (
-        "ERR unknown command 'NOPE', with args beginning with: 'a' 'b'"
+        "ERR unknown command 'NOPE', with args beginning with: 'a' 'b' "
     )
     assert gate.err("GET") == "ERR wrong number of arguments for 'get' command"
     assert gate.err("CLIENT", "SETNAME") == (
