@@ -198,18 +198,18 @@ class Database:
             snap_id = next(self._scan_ids) % 0xFFFFFFFF + 1
             self._scans[snap_id] = (keys, now_s)
             while len(self._scans) > _SCAN_SNAPSHOTS:
-                self._scans.popitem(last=False)
+                self.ks.retire(self._scans.popitem(last=False)[1][0])
         else:
             keys = entry[0]
             self._scans[snap_id] = (keys, now_s)
             self._scans.move_to_end(snap_id)
         for sid in [s for s, (_, t) in self._scans.items() if now_s - t > _SCAN_SNAPSHOT_IDLE_S]:
-            del self._scans[sid]
+            self.ks.retire(self._scans.pop(sid)[0])
         chunk = keys[pos : pos + count]
         next_pos = pos + count
         keys_left = next_pos < len(keys)
         if not keys_left:
-            self._scans.pop(snap_id, None)
+            self.ks.retire(self._scans.pop(snap_id)[0])
         result = self._filter_scan(chunk, match, type_name)
         return ((snap_id << 32) | next_pos if keys_left else 0), result
 
@@ -441,27 +441,27 @@ class Database:
     def expire_due(self, now: int, deadline_ns: int) -> tuple[int, bool]:
         """Reclaim keys whose deadline passed, until ``deadline_ns`` (perf_counter_ns).
 
-        Returns (keys reclaimed, whether due keys remain).
+        Only buckets that closed before ``now`` are taken: every key still filed in
+        them is due, so no time is spent looking at keys that are not. Keys of the
+        bucket in progress are reclaimed at most 128 ms late (reads never see them:
+        expiry is also checked on every access). Returns (keys reclaimed, whether due
+        keys remain).
         """
         heap, buckets, live, expires = self._heap, self._buckets, self._live, self.expires
         now_bid = now >> _BUCKET_SHIFT
         done = 0
         clock = time.perf_counter_ns
-        while heap and heap[0] <= now_bid:
+        while heap and heap[0] < now_bid:
             bid = heap[0]
             bucket = buckets.get(bid)
             if bucket is None:
                 heapq.heappop(heap)
                 continue
-            future: list[bytes] = []
             while bucket:
                 key = bucket.pop()
                 when = expires.get(key)
                 if when is None or when >> _BUCKET_SHIFT != bid:
                     continue  # stale: deleted or refiled elsewhere
-                if when > now:  # same bucket, a few ms in the future
-                    future.append(key)
-                    continue
                 live[bid] -= 1
                 del expires[key]
                 self._drop_value(key)
@@ -469,14 +469,10 @@ class Database:
                 self.changed(key, "expired", ev.EXPIRED)
                 done += 1
                 if done & 31 == 0 and clock() >= deadline_ns:
-                    bucket.extend(future)
                     self._drop_if_empty(bid)
                     return done, True
                 if buckets.get(bid) is not bucket:
                     break  # a listener flushed or refiled this database
-            if future:
-                bucket.extend(future)
-                return done, False  # the rest of this bucket is not due yet
             self._drop_if_empty(bid)
             if heap and heap[0] == bid:
                 heapq.heappop(heap)
@@ -532,6 +528,9 @@ class MemoryKeyspace:
         self.expired_keys = 0
         self.evicted_keys = 0
         self.expire_cycle_keys = 0
+        # Large lists (finished SCAN snapshots) freed a slice at a time by the cycle,
+        # so dropping a 1M-key snapshot never costs one request several ms.
+        self._retired: list[list[bytes]] = []
         self.databases = [Database(i, self) for i in range(databases)]
 
     def db(self, index: int) -> Database:
@@ -567,10 +566,24 @@ class MemoryKeyspace:
     def keys_with_expiry(self) -> int:
         return sum(len(d.expires) for d in self.databases)
 
+    def retire(self, big: list[bytes]) -> None:
+        if len(big) > 50_000:
+            self._retired.append(big)
+
+    def _free_retired(self) -> None:
+        while self._retired:
+            big = self._retired[-1]
+            del big[-50_000:]
+            if big:
+                return
+            self._retired.pop()
+
     # -- active expiry -------------------------------------------------------------
     def active_expire_cycle(self, budget_ms: float) -> bool:
         """One bounded pass over all databases. Returns True if due keys remain
         (the caller should run again soon instead of waiting a full period)."""
+        if self._retired:
+            self._free_retired()
         deadline = time.perf_counter_ns() + int(budget_ms * 1_000_000)
         now = self.clock()
         backlog = False

@@ -196,3 +196,22 @@ def test_sliding_refresh_leaves_bounded_garbage(ks, clock):
     while ks.active_expire_cycle(budget_ms=50):
         pass
     assert db.size() == 0 and not db._buckets
+
+
+def test_cycle_does_not_walk_keys_that_are_not_due_yet(clock):
+    """Regression: the bucket holding a common deadline opens up to 128 ms early; the
+    cycle must not walk its (not yet due) keys one by one in a single slice."""
+    ks = MemoryKeyspace(clock=clock)
+    db = ks.db(0)
+    base = (clock() >> 7 << 7) + 128  # start of the next bucket
+    for i in range(200_000):
+        db.set_string(b"k%d" % i, b"v", expire_at=base + 100)
+    clock.now = base + 50  # inside the bucket, before the deadline
+    t0 = time.perf_counter()
+    assert ks.active_expire_cycle(budget_ms=1) is False
+    assert (time.perf_counter() - t0) * 1000 < 5
+    assert db.size() == 200_000
+    clock.now = base + 128  # the bucket has closed: everything in it is due
+    while ks.active_expire_cycle(budget_ms=5):
+        pass
+    assert db.size() == 0
