@@ -58,7 +58,7 @@ PROG = "tokenginx-client"
 # Verbatim, Push, NULL_ARRAY, set, CommandError), two wire types need a class here.
 
 
-class RespSet(list):  # type: ignore[type-arg]
+class RespSet(list[Any]):
     """A RESP3 set ``~``, kept in wire order (a Python ``set`` would lose it)."""
 
     __slots__ = ()
@@ -120,7 +120,7 @@ class ReplyReader:
             try:
                 value = self._reader.gets()
             except hiredis.ProtocolError as e:
-                raise ProtocolError(f"Protocol error: {e}") from None
+                raise ProtocolError(str(e)) from None  # "Protocol error, got ..."
             except TypeError as e:
                 # hiredis builds a dict for a RESP3 map and fails on an aggregate key;
                 # its buffer is unusable afterwards.

@@ -7,6 +7,7 @@ from tokenginx.commands import (
     introspection,
     keys,
     pubsub,
+    scripting,
     server,
     sets,
     strings,
@@ -22,6 +23,7 @@ ALL_GROUPS: list[CommandGroup] = [
     sets.group,
     transactions.group,
     pubsub.group,
+    scripting.group,
     server.group,
     introspection.group,
 ]

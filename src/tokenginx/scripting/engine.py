@@ -19,6 +19,16 @@ Semantics are Redis 7's (https://redis.io/docs/latest/develop/interact/programma
 * a script running longer than :data:`SCRIPT_TIME_LIMIT_S` is aborted with
   ``ERR Script killed: execution time limit exceeded``. The server is single
   threaded, so this limit replaces Redis's BUSY state and SCRIPT KILL.
+
+Known differences from Redis, all outside normal use:
+
+* ``redis.call``/``redis.pcall`` are Python callables, so ``type(redis.call)`` is
+  ``"userdata"``; the other helpers are Lua functions, and when one of them fails
+  in a tail call (``return cjson.decode(bad)``) the error has no ``script: …, on
+  @user_script:N.`` suffix, because Lua discarded the caller's frame;
+* the global ``debug`` reads as ``false`` instead of raising: lupa looks it up,
+  unprotected, before every call into Lua;
+* no ``cmsgpack`` or ``struct`` libraries, and no cjson configuration functions.
 """
 
 from __future__ import annotations
@@ -139,7 +149,7 @@ def parse_shebang(body: bytes) -> tuple[frozenset[bytes] | None, int]:
         return None, 0
     end = body.find(b"\n")
     if end < 0:
-        end = len(body)
+        raise CommandError("ERR Invalid script shebang")
     parts = body[:end].split(b" ")
     if parts[0] != b"#!lua":
         raise CommandError(f"ERR Unexpected engine in script shebang: {_text(parts[0])}")
@@ -257,7 +267,7 @@ class ScriptEngine:
             )
             return CommandError(KILLED_MESSAGE)
         if outcome[0]:
-            return self._to_redis(outcome[1], 0)
+            return self._to_redis(outcome[1])
         message = _text(outcome[1])
         source = outcome[2] if len(outcome) > 2 else None
         line = outcome[3] if len(outcome) > 3 else None
@@ -462,7 +472,7 @@ class ScriptEngine:
             return self._to_lua(int(v))
         return None if resp3 else False
 
-    def _to_redis(self, v: Any, depth: int) -> Any:
+    def _to_redis(self, v: Any) -> Any:
         """A script's (normalised) return value as a reply (Redis's luaReplyToRedisReply)."""
         if v is None:
             return None
@@ -476,7 +486,7 @@ class ScriptEngine:
             return _lua_number_to_int(v)
         tag = v[1]
         if tag == b"array":
-            return [self._to_redis(v[i + 2], depth + 1) for i in range(1, int(v[2]) + 1)]
+            return [self._to_redis(v[i + 2]) for i in range(1, int(v[2]) + 1)]
         if tag == b"err":
             return CommandError(_text(v[2]))
         if tag == b"ok":
@@ -490,11 +500,11 @@ class ScriptEngine:
         if tag == b"map":
             out: dict[Any, Any] = {}
             for i in range(int(v[2]) // 2):
-                key = _hashable(self._to_redis(v[3 + 2 * i], depth + 1))
-                out[key] = self._to_redis(v[4 + 2 * i], depth + 1)
+                key = _hashable(self._to_redis(v[3 + 2 * i]))
+                out[key] = self._to_redis(v[4 + 2 * i])
             return out
         if tag == b"set":
-            return {_hashable(self._to_redis(v[i + 2], depth + 1)) for i in range(1, int(v[2]) + 1)}
+            return {_hashable(self._to_redis(v[i + 2])) for i in range(1, int(v[2]) + 1)}
         return None
 
 
@@ -504,6 +514,7 @@ def _weak(method: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
     callback, the engine holds the runtime: a strong reference would be a cycle the
     garbage collector cannot see) and never lets a Python exception into Lua."""
     ref = weakref.WeakMethod(method)
+    name = method.__name__
 
     def callback(*args: Any) -> Any:
         bound = ref()
@@ -512,7 +523,7 @@ def _weak(method: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
         try:
             return bound(*args)
         except Exception:
-            log.exception("scripting callback %s failed", method.__name__)
+            log.exception("scripting callback %s failed", name)
             return fallback
 
     return callback
@@ -533,6 +544,7 @@ def _raising(method: Callable[..., tuple[bool, Any]]) -> Callable[..., Any]:
     objects left in the frame, because lupa keeps the last exception (and its
     traceback) alive inside the runtime."""
     ref = weakref.WeakMethod(method)
+    name = method.__name__
 
     def callback(*args: Any) -> Any:
         bound = ref()
@@ -542,7 +554,7 @@ def _raising(method: Callable[..., tuple[bool, Any]]) -> Callable[..., Any]:
             try:
                 failed, value = bound(*args)
             except Exception:
-                log.exception("scripting callback %s failed", method.__name__)
+                log.exception("scripting callback %s failed", name)
                 failed, value = True, b"ERR internal error in script callback"
         del bound, args
         if failed:

@@ -24,7 +24,7 @@ MAX_DEPTH = 1000
 SPARSE_RATIO = 2
 SPARSE_SAFE = 10
 
-_ESCAPES = {i: b"\\u%04x" % i for i in range(0x20)}
+_ESCAPES = {i: b"\\u%04x" % i for i in (*range(0x20), 0x7F)}
 _ESCAPES.update(
     {
         0x08: b"\\b",
@@ -100,7 +100,7 @@ def encode(value: Any, is_null: Callable[[Any], bool]) -> tuple[bool, bytes | st
                 break
         if is_array:
             if max_index > len(items) * SPARSE_RATIO and max_index > SPARSE_SAFE:
-                raise _EncodeError("Cannot serialise table: excessive sparse array")
+                raise _EncodeError("Cannot serialise table: excessively sparse array")
             values = dict(items)
             out.append(b"[")
             for i in range(1, max_index + 1):
@@ -146,11 +146,9 @@ def decode(data: bytes, new_table: Callable[[Any], Any], null: Any) -> tuple[boo
     try:
         parsed = json.loads(data.decode("utf-8", "surrogateescape"), strict=False)
     except json.JSONDecodeError as e:
-        if e.msg == "Expecting value":
-            return False, f"Expected value but found invalid token at character {e.pos + 1}"
-        return False, f"{e.msg} at character {e.pos + 1}"
+        return False, _parse_error(e)
     except RecursionError:
-        return False, "Found too many nested data structures"
+        return False, f"Found too many nested data structures ({MAX_DEPTH + 1})"
 
     def conv(v: Any, depth: int) -> Any:
         if isinstance(v, str):
@@ -172,4 +170,76 @@ def decode(data: bytes, new_table: Callable[[Any], Any], null: Any) -> tuple[boo
     try:
         return True, conv(parsed, 0)
     except RecursionError:
-        return False, "Found too many nested data structures"
+        return False, f"Found too many nested data structures ({MAX_DEPTH + 1})"
+
+
+# lua-cjson's wording for what the parser expected, by Python's message.
+_EXPECTED = {
+    "Expecting value": "value",
+    "Expecting property name enclosed in double quotes": "object key string",
+    "Expecting ':' delimiter": "colon",
+    "Extra data": "the end",
+}
+_TOKENS = {
+    "{": "T_OBJ_BEGIN",
+    "}": "T_OBJ_END",
+    "[": "T_ARR_BEGIN",
+    "]": "T_ARR_END",
+    '"': "T_STRING",
+    ":": "T_COLON",
+    ",": "T_COMMA",
+}
+
+
+def _parse_error(e: json.JSONDecodeError) -> str:
+    """A parse error in lua-cjson's words: "Expected <what> but found <token> at
+    character <n>"."""
+    doc, pos = e.doc, e.pos
+    while pos < len(doc) and doc[pos] in " \t\r\n":
+        pos += 1
+    if e.msg == "Expecting ',' delimiter":
+        expected = f"comma or {_container_at(doc, e.pos)} end"
+    else:
+        expected = _EXPECTED.get(e.msg)
+    if e.msg.startswith("Unterminated string"):
+        return f"Expected value but found unexpected end of string at character {len(doc) + 1}"
+    if e.msg.startswith("Invalid \\escape"):
+        return f"Expected value but found invalid escape code at character {pos + 1}"
+    if expected is None:  # a malformed number or literal
+        return f"Expected value but found invalid token at character {pos + 1}"
+    return f"Expected {expected} but found {_token_at(doc, pos)} at character {pos + 1}"
+
+
+def _token_at(doc: str, pos: int) -> str:
+    if pos >= len(doc):
+        return "T_END"
+    c = doc[pos]
+    if c in _TOKENS:
+        return _TOKENS[c]
+    if c == "-" or c.isdigit():
+        return "T_NUMBER"
+    for literal, token in (("true", "T_BOOLEAN"), ("false", "T_BOOLEAN"), ("null", "T_NULL")):
+        if doc.startswith(literal, pos):
+            return token
+    return "invalid token"
+
+
+def _container_at(doc: str, pos: int) -> str:
+    """ "array" or "object": the innermost container open at ``pos``."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for c in doc[:pos]:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            stack.append(c)
+        elif c in "]}" and stack:
+            stack.pop()
+    return "array" if stack and stack[-1] == "[" else "object"

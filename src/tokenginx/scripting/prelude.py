@@ -3,12 +3,13 @@
 :data:`PRELUDE` runs once in every fresh Lua runtime. It receives the Python callbacks
 as chunk arguments and returns the internal functions the engine drives (``run``,
 ``compile``…). Everything it needs later is captured in local variables (upvalues),
-so nothing a script can reach — globals, library tables, ``setfenv`` — can change how
-the engine behaves for the next script.
+so nothing a script can reach (globals, library tables) changes how the engine
+behaves for the next script.
 
 The sandbox follows Redis 7:
 
-* globals: base library (minus ``dofile``/``loadfile``/``print``), ``string``,
+* globals: base library (minus ``dofile``/``loadfile``/``print``, and minus
+  ``getfenv``/``setfenv``/``newproxy`` as in Redis 7.0.15 and 7.2.7), ``string``,
   ``table``, ``math``, ``coroutine``, ``cjson``, ``bit``, ``redis``; no ``io``,
   ``os``, ``package``/``require``/``module``, ``debug`` or ``python``;
 * the global table and every library table are read-only ("Attempt to modify a
@@ -32,7 +33,7 @@ local py_call, py_pcall, py_error_text, py_check, py_log, py_setresp, py_sha1,
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
 local rawget, rawset, next, pairs = rawget, rawset, next, pairs
 local setmetatable, unpack, pcall, xpcall = setmetatable, unpack, pcall, xpcall
-local raw_loadstring, raw_setfenv = loadstring, setfenv
+local raw_loadstring = loadstring
 local format, byte, find, sub, gsub = string.format, string.byte, string.find, string.sub, string.gsub
 local concat = table.concat
 local floor, ceil = math.floor, math.ceil
@@ -264,33 +265,6 @@ local function safe_load(reader, name)
   return safe_loadstring(concat(parts), name or '=(load)')
 end
 
--- setfenv as Lua's, except that it cannot change the thread's globals (level 0) nor
--- the environment of the engine's own functions.
-local function safe_setfenv(f, env)
-  local target = f
-  if type(f) == 'number' then
-    if f == 0 then error("'setfenv' cannot change environment of given object", 2) end
-    if f < 0 then error("bad argument #1 to 'setfenv' (level must be non-negative)", 2) end
-    local info = getinfo(f + 1, 'Sf')  -- + 1: this wrapper is a level too
-    if not info then error("bad argument #1 to 'setfenv' (invalid level)", 2) end
-    if info.what == 'tail' then
-      error('no function environment for tail call at level ' .. f, 2)
-    end
-    target = info.func
-  end
-  if type(target) ~= 'function' then
-    error("bad argument #1 to 'setfenv' (number expected, got " .. type(f) .. ")", 2)
-  end
-  if type(env) ~= 'table' then
-    error("bad argument #2 to 'setfenv' (table expected, got " .. type(env) .. ")", 2)
-  end
-  local info = getinfo(target, 'S')
-  if info.what == 'C' or info.source == PRELUDE_SOURCE then
-    error("'setfenv' cannot change environment of given object", 2)
-  end
-  return raw_setfenv(target, env)
-end
-
 local function safe_rawset(t, k, v)
   if proxied[t] then error('Attempt to modify a readonly table', 2) end
   return rawset(t, k, v)
@@ -334,13 +308,13 @@ local math_lib = copy(math)
 local table_lib = copy(table)
 
 -- Seal the global table -----------------------------------------------------------------
+-- As in Redis 7.0.15+/7.2.7+, getfenv, setfenv and newproxy are not available.
 local base = {
   assert = assert, collectgarbage = collectgarbage, error = error, gcinfo = gcinfo,
-  getfenv = getfenv, getmetatable = getmetatable, ipairs = ipairs, newproxy = newproxy,
-  rawequal = rawequal, select = select, setmetatable = setmetatable, tonumber = tonumber,
-  tostring = tostring, type = type, unpack = unpack, xpcall = redis_xpcall,
-  _VERSION = _VERSION,
-  pcall = redis_pcall, loadstring = safe_loadstring, load = safe_load, setfenv = safe_setfenv,
+  getmetatable = getmetatable, ipairs = ipairs, rawequal = rawequal, select = select,
+  setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type,
+  unpack = unpack, xpcall = redis_xpcall, _VERSION = _VERSION,
+  pcall = redis_pcall, loadstring = safe_loadstring, load = safe_load,
   rawget = safe_rawget, rawset = safe_rawset, next = safe_next, pairs = safe_pairs,
   string = readonly(string_lib), table = readonly(table_lib), math = readonly(math_lib),
   coroutine = readonly(co_lib), redis = readonly(redis), cjson = readonly(cjson),
@@ -349,8 +323,8 @@ local base = {
   -- outside protected mode: it must resolve without raising, and without running code.
   debug = false,
 }
--- Strings index the real string library; keep scripts from reaching it that way.
-getmetatable('').__metatable = false
+-- Strings index the real string library: scripts get a read-only stand-in instead.
+getmetatable('').__metatable = readonly({__index = base.string})
 
 local names = {}
 for k in next, G do names[#names + 1] = k end
