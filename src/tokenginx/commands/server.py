@@ -257,6 +257,15 @@ def lastsave(client: Client, argv: list[bytes]) -> int:
     return client.state.last_save
 
 
+@command("wait", 3, "", acl="slow connection", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", since="3.0.0")
+def wait(client: Client, argv: list[bytes]) -> int:
+    """There are no replicas to wait for: validate the arguments, answer 0."""
+    parse_int(argv[1])
+    if parse_int(argv[2]) < 0:
+        raise CommandError("ERR timeout is negative")
+    return 0
+
+
 @command("role", 1, "noscript loading stale fast", acl="admin fast dangerous", summary="Returns the replication role.", since="2.8.12")
 def role(client: Client, argv: list[bytes]) -> list[object]:
     return [b"master", 0, []]

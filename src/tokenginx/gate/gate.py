@@ -83,6 +83,7 @@ class Gate:
                 self.keyspace.ensure_memory()
             except CommandError as e:
                 return self._reject(client, cmd, e)
+        client.last_command = cmd  # CLIENT INFO shows the running command (cmd=client|info)
         t0 = _perf_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
@@ -99,7 +100,6 @@ class Gate:
             self.state.add_slowlog(dt // 1000, redact(argv), client)
         if self.state.monitors:
             self._feed_monitors(client, argv)
-        client.last_command = cmd
         return reply
 
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
@@ -109,6 +109,7 @@ class Gate:
                 self.keyspace.ensure_memory()
             except CommandError as e:
                 return self._reject(client, cmd, e)
+        client.last_command = cmd  # CLIENT INFO shows the running command (cmd=client|info)
         t0 = _perf_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
@@ -125,7 +126,6 @@ class Gate:
             self.state.add_slowlog(dt // 1000, redact(argv), client)
         if self.state.monitors:
             self._feed_monitors(client, argv)
-        client.last_command = cmd
         return reply
 
     def _subcommand(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
