@@ -186,7 +186,7 @@ def test_sliding_refresh_leaves_bounded_garbage(ks, clock):
     db = ks.db(0)
     for i in range(100):
         db.set_string(b"s%d" % i, b"v", expire_at=clock() + 1000)
-    for step in range(200):  # every session refreshed 200 times, each into a new bucket
+    for _ in range(200):  # every session refreshed 200 times, each into a new bucket
         clock.advance(200)
         for i in range(100):
             db.set_expire(b"s%d" % i, clock() + 1000)
