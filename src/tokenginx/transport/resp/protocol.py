@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tokenginx.resp")
 
 _MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
+_MAX_PIPELINE_OUTPUT = 4 * 1024 * 1024
 
 
 def parser_limits(state: ServerState) -> ParserLimits:
@@ -52,6 +53,7 @@ class RespProtocol(asyncio.Protocol):
         "_paused",
         "_closed",
         "_batch",
+        "_backlog",
     )
 
     def __init__(self, state: ServerState, gate: Gate, connections: set[RespProtocol]) -> None:
@@ -66,6 +68,8 @@ class RespProtocol(asyncio.Protocol):
         # While a pipeline is being answered, pushes (a message this client published
         # to itself, MONITOR lines) join the batch so frames keep their order.
         self._batch: list[bytes] | None = None
+        # Requests of a pipeline not yet answered because the client is not reading.
+        self._backlog: tuple[list[list[bytes]], ProtocolError | None] | None = None
 
     # -- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -109,30 +113,62 @@ class RespProtocol(asyncio.Protocol):
         except ProtocolError as e:
             requests = self.parser.error_prefix
             error = e
-        execute = self.gate.execute
         # The reply is computed before ``client.encode`` is looked up: HELLO changes it.
         if len(requests) == 1 and error is None:
-            reply = execute(client, requests[0])
+            reply = self.gate.execute(client, requests[0])
             self._write(client.encode(reply))
+            if client.closing and self.transport is not None:
+                self.transport.close()
         else:
-            parts: list[bytes] = []
-            self._batch = parts
-            try:
-                for argv in requests:
-                    reply = execute(client, argv)
-                    parts.append(client.encode(reply))
-                    if client.closing:
-                        break
-            finally:
-                self._batch = None
-            if error is not None:
-                parts.append(b"-ERR " + error.message.encode() + b"\r\n")
-                client.closing = True
-                log.info("protocol error from %s: %s", client.addr, error.message)
-            if parts:
-                self._write(b"".join(parts))
+            self._answer(requests, error)
+
+    def _answer(self, requests: list[list[bytes]], error: ProtocolError | None) -> None:
+        """Run a pipeline and write its replies in one go. Once the replies of this
+        read pass ``_MAX_PIPELINE_OUTPUT`` bytes, the rest waits (reading paused) until
+        the client has taken what it is owed: a client that pipelines thousands of
+        large GETs without reading cannot make us hold gigabytes of replies."""
+        client = self.client
+        assert client is not None
+        execute = self.gate.execute
+        parts: list[bytes] = []
+        size = 0
+        self._batch = parts
+        try:
+            for i, argv in enumerate(requests):
+                reply = execute(client, argv)
+                encoded = client.encode(reply)
+                parts.append(encoded)
+                if client.closing:
+                    break
+                size += len(encoded)
+                if size > _MAX_PIPELINE_OUTPUT and i + 1 < len(requests):
+                    self._backlog = (requests[i + 1 :], error)
+                    error = None
+                    if self.transport is not None:
+                        self.transport.pause_reading()
+                    break
+        finally:
+            self._batch = None
+        if error is not None:
+            parts.append(b"-ERR " + error.message.encode() + b"\r\n")
+            client.closing = True
+            log.info("protocol error from %s: %s", client.addr, error.message)
+        if parts:
+            self._write(b"".join(parts))
         if client.closing and self.transport is not None:
             self.transport.close()
+        elif self._backlog is not None and not self._paused:
+            # The kernel took everything at once: go on after pending I/O is served.
+            asyncio.get_running_loop().call_soon(self._drain_backlog)
+
+    def _drain_backlog(self) -> None:
+        backlog = self._backlog
+        if backlog is None or self._paused or self._closed or self.client is None:
+            return
+        self._backlog = None
+        self._answer(*backlog)
+        if self._backlog is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _write(self, out: bytes) -> None:
         self.state.stats.net_output_bytes += len(out)
@@ -145,7 +181,9 @@ class RespProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if self.transport is not None and not self.transport.is_closing():
+        if self._backlog is not None:
+            self._drain_backlog()  # resumes reading once the backlog is answered
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def eof_received(self) -> bool:
