@@ -15,7 +15,6 @@ that arrive whole, the common case, never touch the Python path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from itertools import chain
 
 import hiredis
