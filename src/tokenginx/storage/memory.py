@@ -36,8 +36,11 @@ _SCAN_SNAPSHOTS = 8
 _SCAN_SNAPSHOT_IDLE_S = 300.0
 
 
+_STRING_OVERHEAD = 2 * _BYTES_OVERHEAD + _SLOT
+
+
 def string_size(key: bytes, value: bytes) -> int:
-    return 2 * _BYTES_OVERHEAD + len(key) + len(value) + _SLOT
+    return _STRING_OVERHEAD + len(key) + len(value)
 
 
 def field_size(name: bytes, value: bytes) -> int:
@@ -238,13 +241,16 @@ class Database:
         keep_ttl: bool = False,
         event: str = "set",
     ) -> None:
-        """SET semantics: replaces any value of any type; clears the TTL unless kept."""
+        """SET semantics: replaces any value of any type; clears the TTL unless kept.
+
+        The hottest write path: ``changed()`` is inlined here on purpose."""
         data = self.data
+        ks = self.ks
         old = data.get(key)
         if old is None:
-            if len(key) > self.ks.max_key_bytes:
-                raise key_too_large(self.ks.max_key_bytes)
-            delta = string_size(key, value)
+            if len(key) > ks.max_key_bytes:
+                raise key_too_large(ks.max_key_bytes)
+            delta = _STRING_OVERHEAD + len(key) + len(value)
         elif type(old) is bytes:
             delta = len(value) - len(old)
         else:
@@ -254,9 +260,15 @@ class Database:
             self._file_expire(key, expire_at)
         elif not keep_ttl and key in self.expires:
             self._unfile_expire(key)
-        self.changed(key, event, ev.STRING, delta)
-        if expire_at is not None and self.ks.events.active:
-            self.ks.events.emit(self.id, key, "expire", ev.GENERIC)
+        self.used += delta
+        ks.used += delta
+        if self.watchers:
+            self.touch(key)
+        ks.dirty += 1
+        if ks.events.active:
+            ks.events.emit(self.id, key, event, ev.STRING)
+            if expire_at is not None:
+                ks.events.emit(self.id, key, "expire", ev.GENERIC)
 
     def put(self, key: bytes, value: bytes | dict | set, expire_at: int | None = None) -> None:
         """Store ``value`` whole (RESTORE/COPY/…), replacing what was there."""
