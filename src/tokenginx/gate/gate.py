@@ -49,6 +49,7 @@ class Gate:
         self.table = state.table
         self.stats = state.stats
         self.keyspace = state.keyspace
+        self.monitors = state.monitors  # the same list object, mutated in place
         self._by_bytes = state.table._by_bytes
         self.slow_ns = state.config.server.slowlog_log_slower_than_us * 1000
 
@@ -98,7 +99,7 @@ class Gate:
         cmd.usec_ns += dt
         if dt > self.slow_ns >= 0:
             self.state.add_slowlog(dt // 1000, redact(argv), client)
-        if self.state.monitors:
+        if self.monitors:
             self._feed_monitors(client, argv)
         return reply
 
@@ -124,7 +125,7 @@ class Gate:
         cmd.usec_ns += dt
         if dt > self.slow_ns >= 0:
             self.state.add_slowlog(dt // 1000, redact(argv), client)
-        if self.state.monitors:
+        if self.monitors:
             self._feed_monitors(client, argv)
         return reply
 

@@ -96,7 +96,7 @@ class Database:
     # -- reads -----------------------------------------------------------------------
     def lookup(self, key: bytes) -> bytes | dict | set | None:
         v = self.data.get(key)
-        if v is not None:
+        if v is not None and self.expires:
             when = self.expires.get(key)
             if when is not None and when <= self.ks.clock():
                 self._expire(key)
@@ -108,7 +108,8 @@ class Database:
         if v is None:
             self.ks.misses += 1
             return None
-        when = self.expires.get(key)
+        # An empty ``expires`` (a cache without TTLs) costs no second hash lookup.
+        when = self.expires.get(key) if self.expires else None
         if when is not None and when <= self.ks.clock():
             self._expire(key)
             self.ks.misses += 1
