@@ -6,6 +6,7 @@ import copy
 
 from tokenginx.client import Client
 from tokenginx.commands.args import I64_MAX, parse_int
+from tokenginx.commands.scan import cursor_reply, parse_cursor, parse_options
 from tokenginx.commands.table import CommandGroup
 from tokenginx.errors import CommandError, no_such_key, syntax_error
 from tokenginx.replies import OK
@@ -217,48 +218,16 @@ def keys(client: Client, argv: list[bytes]) -> list[bytes]:
     return client.db.keys(argv[1])
 
 
-def parse_scan_cursor(raw: bytes) -> int:
-    try:
-        if not raw.isdigit():
-            raise ValueError
-        cursor = int(raw)
-    except ValueError:
-        raise CommandError("ERR invalid cursor") from None
-    if cursor >= 2**64:
-        raise CommandError("ERR invalid cursor")
-    return cursor
-
-
-def parse_scan_options(argv: list[bytes], start: int, allow_type: bool) -> tuple[int, bytes | None, str | None]:
-    count, match, type_name = 10, None, None
-    i = start
-    while i < len(argv):
-        opt = argv[i].upper()
-        if i + 1 >= len(argv):
-            raise syntax_error()
-        if opt == b"COUNT":
-            count = parse_int(argv[i + 1])
-            if count < 1:
-                raise syntax_error()
-        elif opt == b"MATCH":
-            match = argv[i + 1]
-        elif opt == b"TYPE" and allow_type:
-            type_name = argv[i + 1].decode("utf-8", "replace").lower()
-        else:
-            raise syntax_error()
-        i += 2
-    return count, match, type_name
-
-
 @command("scan", -2, "readonly", (0, 0, 0), "keyspace read slow", "Iterates over the key names in the database.", "2.8.0", "O(1) for every call. O(N) for a complete iteration.")
 def scan(client: Client, argv: list[bytes]) -> list[object]:
-    cursor = parse_scan_cursor(argv[1])
-    count, match, type_name = parse_scan_options(argv, 2, allow_type=True)
+    cursor = parse_cursor(argv[1])
+    opts = parse_options(argv, 2, allow_type=True)
+    type_name = opts.type_name
     if type_name is not None and type_name not in TYPE_NAMES.values():
         # Redis 7.2 answers an unknown type with an empty page, not an error.
         type_name = "\0unknown"
-    next_cursor, found = client.db.scan(cursor, count, match, type_name)
-    return [b"%d" % next_cursor, found]
+    next_cursor, found = client.db.scan(cursor, opts.count, opts.match, type_name)
+    return cursor_reply(next_cursor, found)
 
 
 @command("randomkey", 1, "readonly", (0, 0, 0), "keyspace read slow", "Returns a random key name from the database.")

@@ -7,6 +7,8 @@ the other replies of a pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tokenginx.client import Client
 from tokenginx.commands.table import CommandGroup
 from tokenginx.errors import CommandError
@@ -28,56 +30,43 @@ def _check_door(client: Client) -> None:
         raise CommandError("ERR this connection cannot receive pub/sub messages")
 
 
+def _apply(
+    client: Client, kind: bytes, names: list[bytes], action: Callable[[Client, bytes], bool]
+) -> Replies:
+    """Run ``action`` per name and answer one ``[kind, name, count]`` frame each
+    (a single frame with a nil name when there was nothing to unsubscribe from)."""
+    out = Replies()
+    if not names:
+        out.append(_frame(kind, None, client.subscriptions()))
+    for name in names:
+        action(client, name)
+        out.append(_frame(kind, name, client.subscriptions()))
+    client.update_restricted()
+    return out
+
+
 @command("subscribe", -2, _SUB_FLAGS, acl="pubsub slow", summary="Listens for messages published to channels.", since="2.0.0", complexity="O(N)")
 def subscribe(client: Client, argv: list[bytes]) -> Replies:
     _check_door(client)
-    hub = client.state.pubsub
-    out = Replies()
-    for ch in argv[1:]:
-        hub.subscribe(client, ch)
-        out.append(_frame(b"subscribe", ch, client.subscriptions()))
-    client.update_restricted()
-    return out
+    return _apply(client, b"subscribe", argv[1:], client.state.pubsub.subscribe)
 
 
 @command("psubscribe", -2, _SUB_FLAGS, acl="pubsub slow", summary="Listens for messages published to channels that match one or more patterns.", since="2.0.0", complexity="O(N)")
 def psubscribe(client: Client, argv: list[bytes]) -> Replies:
     _check_door(client)
-    hub = client.state.pubsub
-    out = Replies()
-    for pat in argv[1:]:
-        hub.psubscribe(client, pat)
-        out.append(_frame(b"psubscribe", pat, client.subscriptions()))
-    client.update_restricted()
-    return out
+    return _apply(client, b"psubscribe", argv[1:], client.state.pubsub.psubscribe)
 
 
 @command("unsubscribe", -1, _SUB_FLAGS, acl="pubsub slow", summary="Stops listening to messages posted to channels.", since="2.0.0", complexity="O(N)")
 def unsubscribe(client: Client, argv: list[bytes]) -> Replies:
-    hub = client.state.pubsub
-    channels = argv[1:] or sorted(client.channels)
-    out = Replies()
-    if not channels:
-        out.append(_frame(b"unsubscribe", None, client.subscriptions()))
-    for ch in channels:
-        hub.unsubscribe(client, ch)
-        out.append(_frame(b"unsubscribe", ch, client.subscriptions()))
-    client.update_restricted()
-    return out
+    names = argv[1:] or sorted(client.channels)
+    return _apply(client, b"unsubscribe", names, client.state.pubsub.unsubscribe)
 
 
 @command("punsubscribe", -1, _SUB_FLAGS, acl="pubsub slow", summary="Stops listening to messages published to channels that match one or more patterns.", since="2.0.0", complexity="O(N)")
 def punsubscribe(client: Client, argv: list[bytes]) -> Replies:
-    hub = client.state.pubsub
-    patterns = argv[1:] or sorted(client.patterns)
-    out = Replies()
-    if not patterns:
-        out.append(_frame(b"punsubscribe", None, client.subscriptions()))
-    for pat in patterns:
-        hub.punsubscribe(client, pat)
-        out.append(_frame(b"punsubscribe", pat, client.subscriptions()))
-    client.update_restricted()
-    return out
+    names = argv[1:] or sorted(client.patterns)
+    return _apply(client, b"punsubscribe", names, client.state.pubsub.punsubscribe)
 
 
 @command("publish", 3, "pubsub loading stale fast", acl="pubsub fast", summary="Posts a message to a channel.", since="2.0.0", complexity="O(N+M)")

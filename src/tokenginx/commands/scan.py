@@ -72,11 +72,15 @@ class ScanOptions:
     match: Callable[[bytes], bool] | None = None
     count: int = 10
     novalues: bool = False
+    type_name: str | None = None  # SCAN ... TYPE
 
 
-def parse_options(argv: list[bytes], start: int, allow_novalues: bool) -> ScanOptions:
-    """``[MATCH pattern] [COUNT count]`` (and ``NOVALUES`` for HSCAN, Redis 7.4), in
-    any order, repeatable (the last one wins), exactly as ``scanGenericCommand``."""
+def parse_options(
+    argv: list[bytes], start: int, allow_novalues: bool = False, allow_type: bool = False
+) -> ScanOptions:
+    """``[MATCH pattern] [COUNT count]`` (and ``NOVALUES`` for HSCAN, Redis 7.4, and
+    ``TYPE`` for SCAN), in any order, repeatable (the last one wins), exactly as
+    ``scanGenericCommand``."""
     opts = ScanOptions()
     i, n = start, len(argv)
     while i < n:
@@ -91,6 +95,9 @@ def parse_options(argv: list[bytes], start: int, allow_novalues: bool) -> ScanOp
         elif opt == b"match" and more:
             pattern = argv[i + 1]
             opts.match = None if pattern == b"*" else compile_glob(pattern)
+            i += 2
+        elif opt == b"type" and allow_type and more:
+            opts.type_name = argv[i + 1].decode("utf-8", "replace").lower()
             i += 2
         elif opt == b"novalues" and allow_novalues:
             opts.novalues = True

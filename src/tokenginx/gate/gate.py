@@ -79,32 +79,11 @@ class Gate:
             early = self._restricted(client, cmd, argv)
             if early is not None:
                 return early
-        if cmd.denyoom and self.keyspace.max_memory:
-            try:
-                self.keyspace.ensure_memory()
-            except CommandError as e:
-                return self._reject(client, cmd, e)
-        client.last_command = cmd  # CLIENT INFO shows the running command (cmd=client|info)
-        t0 = _perf_ns()
-        try:
-            reply = cmd.handler(client, argv)  # type: ignore[misc]
-        except CommandError as e:
-            reply = e
-            cmd.failed_calls += 1
-            self.stats.count_error(e.prefix)
-        except Exception:  # a bug must cost one reply, never the connection or server
-            reply = self._internal_error(client, cmd, argv)
-        dt = _perf_ns() - t0
-        cmd.calls += 1
-        cmd.usec_ns += dt
-        if dt > self.slow_ns >= 0:
-            self.state.add_slowlog(dt // 1000, redact(argv), client)
-        if self.monitors:
-            self._feed_monitors(client, argv)
-        return reply
+        return self.call(client, cmd, argv)
 
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
-        """Run an already resolved and checked command (EXEC's queue, scripts)."""
+        """Run a resolved and checked command and account for it: the second half of
+        ``execute``, also used directly by EXEC's queue."""
         if cmd.denyoom and self.keyspace.max_memory:
             try:
                 self.keyspace.ensure_memory()

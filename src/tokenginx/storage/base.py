@@ -34,7 +34,11 @@ class Database(Protocol):
     def random_key(self) -> bytes | None: ...
     def keys(self, pattern: bytes) -> list[bytes]: ...
     def scan(
-        self, cursor: int, count: int, match: bytes | None, type_name: str | None
+        self,
+        cursor: int,
+        count: int,
+        match: Callable[[bytes], bool] | None,
+        type_name: str | None,
     ) -> tuple[int, list[bytes]]: ...
 
     # -- writes ----------------------------------------------------------------------

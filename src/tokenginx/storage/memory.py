@@ -24,7 +24,7 @@ from tokenginx.clock import MsClock, system_ms
 from tokenginx.errors import CommandError, OutOfMemoryError, WrongTypeError
 from tokenginx.storage import events as ev
 from tokenginx.storage.events import EventBus
-from tokenginx.storage.glob import compile_glob
+from tokenginx.storage.glob import Matcher, compile_glob
 
 # Memory estimates, in bytes, of CPython objects (64-bit): a bytes object is a 33-byte
 # header plus its payload, rounded by the allocator; a dict/set slot with its share of
@@ -187,7 +187,7 @@ class Database:
         return out
 
     def scan(
-        self, cursor: int, count: int, match: bytes | None, type_name: str | None
+        self, cursor: int, count: int, match: Matcher | None, type_name: str | None
     ) -> tuple[int, list[bytes]]:
         """Cursor iteration with SCAN's guarantee: a key present for the whole scan is
         returned. Cursor 0 takes a snapshot of the key list (references only); later
@@ -218,9 +218,8 @@ class Database:
         return ((snap_id << 32) | next_pos if keys_left else 0), result
 
     def _filter_scan(
-        self, chunk: list[bytes], match: bytes | None, type_name: str | None
+        self, chunk: list[bytes], matcher: Matcher | None, type_name: str | None
     ) -> list[bytes]:
-        matcher = compile_glob(match) if match is not None else None
         out = []
         for k in chunk:
             v = self.lookup(k)
