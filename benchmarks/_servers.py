@@ -33,10 +33,13 @@ from typing import Any
 
 HOST = "127.0.0.1"
 
+# Both sides in-memory only by default, so the comparison is like for like; the
+# persistence benchmark passes its own commands (appendonly / fsync policies).
 REDIS_CMD = "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no --dir {data_dir}"
 OURS_CMD = (
     "{python} -m tokenginx.cli.server_main --port {port} --bind 127.0.0.1"
     " --http-port {http_port} --grpc-port {grpc_port} --data-dir {data_dir} --log-level warn"
+    " --no-persistence"
 )
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -60,7 +60,18 @@ class LimitsConfig:
 
 @dataclass
 class StorageConfig:
+    # Where persistent data lives; empty = $XDG_DATA_HOME/tokenginx (~/.local/share/tokenginx).
     data_dir: str = ""
+
+
+@dataclass
+class PersistenceConfig:
+    enabled: bool = True
+    fsync: str = "everysec"  # always | everysec | no
+    repair: bool = False  # start despite damage in the middle of a file, dropping it
+    snapshot_min_log_mb: int = 64  # compact the log once it is this big ...
+    snapshot_growth_ratio: float = 1.0  # ... and this many times the last snapshot
+    save_on_shutdown: bool = True
 
 
 @dataclass
@@ -90,6 +101,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     ttl: TTLConfig = field(default_factory=TTLConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -174,6 +186,8 @@ class Config:
             raise ConfigError(
                 "cache.eviction_policy must be one of " + ", ".join(EVICTION_POLICIES)
             )
+        if self.persistence.fsync not in ("always", "everysec", "no"):
+            raise ConfigError("persistence.fsync must be always, everysec or no")
         if self.ttl.hz < 1 or self.ttl.hz > 500:
             raise ConfigError("ttl.hz must be between 1 and 500")
         for name, value in dataclasses.asdict(self.limits).items():
@@ -200,6 +214,14 @@ ENV_ALIASES = {
     "TOKENGINX_LOG_LEVEL": "logging.level",
     "TOKENGINX_REQUIREPASS": "server.requirepass",
 }
+
+
+def data_dir(cfg: Config) -> str:
+    """The persistence directory: ``storage.data_dir`` or the per-user default."""
+    if cfg.storage.data_dir:
+        return os.path.abspath(os.path.expanduser(cfg.storage.data_dir))
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "tokenginx")
 
 
 def parse_addr(addr: str, key: str = "address") -> tuple[str, int]:

@@ -75,7 +75,34 @@ class Server:
         finally:
             await self.shutdown()
 
+    def _start_persistence(self) -> None:
+        """Load the data directory (before any client can connect) and start the log."""
+        pcfg = self.config.persistence
+        if not pcfg.enabled:
+            return
+        from tokenginx.config import data_dir
+        from tokenginx.storage.persistence.manager import Persistence
+
+        persistence = Persistence(
+            self.state.keyspace,
+            data_dir(self.config),
+            fsync=pcfg.fsync,
+            repair=pcfg.repair,
+            snapshot_min_log_bytes=pcfg.snapshot_min_log_mb * 1024 * 1024,
+            snapshot_growth_ratio=pcfg.snapshot_growth_ratio,
+        )
+        self.state.loading = True
+        try:
+            persistence.recover()
+        finally:
+            self.state.loading = False
+        journal = persistence.start(asyncio.get_running_loop().call_soon)
+        journal.on_error_change = self.gate.update_guard
+        self.state.persistence = persistence
+        self.state.last_save = persistence.status.last_save
+
     async def start(self) -> None:
+        self._start_persistence()
         cfg = self.config.server
         host, port = parse_addr(cfg.tcp_addr, "server.tcp_addr")
         loop = asyncio.get_running_loop()
@@ -138,7 +165,12 @@ class Server:
         for conn in list(self._connections):
             if conn.transport is not None:
                 conn.transport.abort()
-        # 3. periodic work
+        # 3. persistence: final snapshot, flush and close the log
+        persistence = self.state.persistence
+        if persistence is not None:
+            persistence.close(final_snapshot=self.config.persistence.save_on_shutdown)
+            self.state.persistence = None
+        # 4. periodic work
         if self._expire_handle is not None:
             self._expire_handle.cancel()
         for task in self._tasks:
@@ -169,9 +201,15 @@ class Server:
         self._schedule_expire_cycle(soon=backlog)
 
     async def _cron(self) -> None:
-        """Once a second: idle timeouts and ops/sec sampling (Redis's serverCron)."""
+        """Ten times a second: persistence housekeeping; once a second: idle timeouts
+        and ops/sec sampling (Redis's serverCron)."""
+        tick = 0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.1)
+            self._persistence_cron()
+            tick += 1
+            if tick % 10:
+                continue
             self.state.stats.sample_ops(self.state.commands_processed())
             timeout = self.config.server.idle_timeout
             if timeout > 0:
@@ -183,6 +221,21 @@ class Server:
                     if now - client.last_interaction > timeout:
                         log.info("closing idle client", extra={"event": "idle_timeout", "client": client.id})
                         client.close()
+
+
+    def _persistence_cron(self) -> None:
+        persistence = self.state.persistence
+        if persistence is None:
+            return
+        try:
+            persistence.poll_child()
+            journal = persistence.journal
+            if journal is not None and journal.error is not None:
+                journal.retry()
+            elif persistence.should_snapshot():
+                persistence.bgsave()
+        except OSError as e:
+            log.error("persistence housekeeping failed: %s", e, extra={"event": "persistence_error"})
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -87,6 +87,7 @@ class ServerState:
         self.listening_ports: dict[str, int] = {}
         self.scripts: Any = None  # the scripting engine, set by the scripting module
         self.loading = False
+        self.persistence: Any = None  # storage.persistence.manager.Persistence when enabled
         self.last_save = int(time.time())
         self.shutdown_requested: Any = None  # callable set by the Server
 

@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, help="gRPC port, default 9090")
     p.add_argument("--data-dir", metavar="DIR", help="directory for persistent data")
     p.add_argument("--requirepass", metavar="PASSWORD", help="password clients must AUTH with")
+    p.add_argument(
+        "--fsync",
+        choices=["always", "everysec", "no"],
+        help="when the write-ahead log is fsynced (default everysec)",
+    )
+    p.add_argument(
+        "--no-persistence", action="store_true", help="keep data in memory only (pure cache)"
+    )
     p.add_argument("--log-level", choices=["debug", "info", "warn", "error"])
     p.add_argument("--log-format", choices=["text", "json"])
     p.add_argument("--maxclients", type=int, help="maximum simultaneous clients")
@@ -75,6 +83,10 @@ def _overrides(args: argparse.Namespace, base: Config) -> dict[str, Any]:
         o["storage.data_dir"] = args.data_dir
     if args.requirepass is not None:
         o["server.requirepass"] = args.requirepass
+    if args.fsync is not None:
+        o["persistence.fsync"] = args.fsync
+    if args.no_persistence:
+        o["persistence.enabled"] = False
     if args.log_level is not None:
         o["logging.level"] = args.log_level
     if args.log_format is not None:
@@ -123,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(config.logging)
     server = Server(config)
+    from tokenginx.storage.persistence.manager import RecoveryError
+
     try:
         server.run()
+    except RecoveryError as e:
+        print(f"tokenginx-server: cannot load the data directory: {e}", file=sys.stderr)
+        return EXIT_STARTUP_FAILURE
     except OSError as e:
         print(f"tokenginx-server: cannot start: {e}", file=sys.stderr)
         return EXIT_STARTUP_FAILURE

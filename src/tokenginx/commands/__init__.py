@@ -6,6 +6,7 @@ from tokenginx.commands import (
     hashes,
     introspection,
     keys,
+    persistence,
     pubsub,
     scripting,
     server,
@@ -25,5 +26,6 @@ ALL_GROUPS: list[CommandGroup] = [
     pubsub.group,
     scripting.group,
     server.group,
+    persistence.group,
     introspection.group,
 ]

@@ -51,6 +51,7 @@ def _set_maxmemory(s: ServerState, v: str) -> None:
     n = parse_memory(v)
     s.keyspace.max_memory = n
     s.config.cache.max_memory_mb = -(-n // _MB)
+    s.gate.update_guard()  # type: ignore[attr-defined]
 
 
 def _set_policy(s: ServerState, v: str) -> None:
@@ -135,9 +136,10 @@ PARAMS: dict[str, Param] = {
     "port": Param(lambda s: str(s.listening_ports.get("resp", parse_addr(s.config.server.tcp_addr)[1]))),
     "bind": Param(lambda s: " ".join([parse_addr(s.config.server.tcp_addr)[0], *s.config.server.extra_tcp_binds])),
     "dir": Param(lambda s: s.config.storage.data_dir),
-    # Persistence is not configurable through CONFIG SET; these report what runs.
+    # Persistence is configured at start-up; these report what runs.
     "save": Param(lambda s: ""),
-    "appendonly": Param(lambda s: "no"),
+    "appendonly": Param(lambda s: "yes" if s.persistence is not None else "no"),
+    "appendfsync": Param(lambda s: s.config.persistence.fsync),
 }
 
 

@@ -101,15 +101,38 @@ def _section_memory(client: Client) -> list[str]:
 
 def _section_persistence(client: Client) -> list[str]:
     st = client.state
-    return [
-        f"loading:{1 if st.loading else 0}",
-        f"rdb_changes_since_last_save:{st.keyspace.dirty}",
-        "rdb_bgsave_in_progress:0",
-        f"rdb_last_save_time:{st.last_save}",
-        "rdb_last_bgsave_status:ok",
-        "aof_enabled:0",
-        "aof_rewrite_in_progress:0",
-        "aof_last_write_status:ok",
+    p = st.persistence
+    lines = [f"loading:{1 if st.loading else 0}", f"rdb_changes_since_last_save:{st.keyspace.dirty}"]
+    if p is None:
+        return lines + [
+            "rdb_bgsave_in_progress:0",
+            f"rdb_last_save_time:{st.last_save}",
+            "rdb_last_bgsave_status:ok",
+            "aof_enabled:0",
+            "aof_rewrite_in_progress:0",
+            "aof_last_write_status:ok",
+        ]
+    s, j, r = p.status, p.journal, p.report
+    in_progress = 1 if p.saving else 0
+    write_ok = "ok" if j is None or j.error is None else "err"
+    return lines + [
+        f"rdb_bgsave_in_progress:{in_progress}",
+        f"rdb_last_save_time:{s.last_save}",
+        f"rdb_last_bgsave_status:{s.last_status}",
+        f"rdb_last_bgsave_time_sec:{int(s.last_duration_s) if s.last_duration_s >= 0 else -1}",
+        f"rdb_saves:{s.saves}",
+        f"rdb_snapshot_size:{s.snapshot_size}",
+        "aof_enabled:1",
+        f"aof_rewrite_in_progress:{in_progress}",
+        f"aof_last_bgrewrite_status:{s.last_status}",
+        f"aof_last_write_status:{write_ok}",
+        f"aof_current_size:{j.size if j is not None else 0}",
+        f"aof_fsync_policy:{p.fsync}",
+        f"aof_last_write_error:{(j.error if j is not None and j.error else '')}",
+        f"loading_recovered_records:{r.records}",
+        f"loading_truncated_bytes:{r.truncated_bytes}",
+        f"loading_time_sec:{r.seconds:.3f}",
+        f"persistence_dir:{p.directory}",
     ]
 
 
@@ -250,11 +273,6 @@ def time_(client: Client, argv: list[bytes]) -> list[bytes]:
     us = time.time_ns() // 1000
     # Use the (injectable) clock's second and the real sub-second part.
     return [b"%d" % (ms // 1000), b"%d" % (us % 1_000_000)]
-
-
-@command("lastsave", 1, "loading stale fast", acl="admin fast dangerous", summary="Returns the Unix timestamp of the last successful save to disk.")
-def lastsave(client: Client, argv: list[bytes]) -> int:
-    return client.state.last_save
 
 
 @command("wait", 3, "", acl="slow connection", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", since="3.0.0")

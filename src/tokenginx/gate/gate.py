@@ -52,6 +52,22 @@ class Gate:
         self.monitors = state.monitors  # the same list object, mutated in place
         self._by_bytes = state.table._by_bytes
         self.slow_ns = state.config.server.slowlog_log_slower_than_us * 1000
+        self.guarded = False  # True while maxmemory is set or persistence is failing
+        self.update_guard()
+
+    def update_guard(self) -> None:
+        """Recompute whether write commands need the memory/persistence checks."""
+        journal = self.keyspace.journal
+        self.guarded = bool(self.keyspace.max_memory) or (
+            journal is not None and journal.error is not None
+        )
+
+    def _guard(self, cmd: Command) -> None:
+        journal = self.keyspace.journal
+        if cmd.write and journal is not None and journal.error is not None:
+            raise CommandError(f"MISCONF Errors writing to the AOF file: {journal.error}")
+        if cmd.denyoom and self.keyspace.max_memory:
+            self.keyspace.ensure_memory()
 
     def set_slowlog_threshold(self, us: int) -> None:
         self.slow_ns = us * 1000 if us >= 0 else -1
@@ -84,9 +100,9 @@ class Gate:
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
         """Run a resolved and checked command and account for it: the second half of
         ``execute``, also used directly by EXEC's queue."""
-        if cmd.denyoom and self.keyspace.max_memory:
+        if self.guarded and (cmd.write or cmd.denyoom):
             try:
-                self.keyspace.ensure_memory()
+                self._guard(cmd)
             except CommandError as e:
                 return self._reject(client, cmd, e)
         client.last_command = cmd  # CLIENT INFO shows the running command (cmd=client|info)

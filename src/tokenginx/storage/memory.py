@@ -19,12 +19,14 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from tokenginx.clock import MsClock, system_ms
 from tokenginx.errors import CommandError, OutOfMemoryError, WrongTypeError
 from tokenginx.storage import events as ev
 from tokenginx.storage.events import EventBus
 from tokenginx.storage.glob import Matcher, compile_glob
+from tokenginx.storage.persistence import records
 
 # Memory estimates, in bytes, of CPython objects (64-bit): a bytes object is a 33-byte
 # header plus its payload, rounded by the allocator; a dict/set slot with its share of
@@ -265,6 +267,8 @@ class Database:
         if self.watchers:
             self.touch(key)
         ks.dirty += 1
+        if ks.journal is not None:
+            ks.journal.mark(self.id, key)
         if ks.events.active:
             ks.events.emit(self.id, key, event, ev.STRING)
             if expire_at is not None:
@@ -320,6 +324,9 @@ class Database:
             self.touch(key)
         ks = self.ks
         ks.dirty += 1
+        # Expiry needs no record: the deadline is already in the log.
+        if ks.journal is not None and kind != ev.EXPIRED:
+            ks.journal.mark(self.id, key)
         if ks.events.active:
             ks.events.emit(self.id, key, event, kind)
 
@@ -390,6 +397,8 @@ class Database:
         self.changed(dst, "rename_to", ev.GENERIC)
 
     def flush(self) -> None:
+        if self.ks.journal is not None:
+            self.ks.journal.barrier(records.encode_flushdb(self.id))
         self.touch_all()
         self.data = {}
         self.expires = {}
@@ -540,6 +549,9 @@ class MemoryKeyspace:
         self.expired_keys = 0
         self.evicted_keys = 0
         self.expire_cycle_keys = 0
+        # The write-ahead log (storage.persistence.journal.Journal) when persistence
+        # is on: every change marks its key there.
+        self.journal: Any = None
         # Large lists (finished SCAN snapshots) freed a slice at a time by the cycle,
         # so dropping a 1M-key snapshot never costs one request several ms.
         self._retired: list[list[bytes]] = []
@@ -553,6 +565,8 @@ class MemoryKeyspace:
 
     def swap(self, a: int, b: int) -> None:
         """SWAPDB: exchange contents; clients keep their db index (Redis semantics)."""
+        if self.journal is not None:
+            self.journal.barrier(records.encode_swapdb(a, b))
         da, db_ = self.databases[a], self.databases[b]
         da.touch_all()
         db_.touch_all()
@@ -566,8 +580,14 @@ class MemoryKeyspace:
         self.dirty += 1
 
     def flush_all(self) -> None:
-        for d in self.databases:
-            d.flush()
+        journal, self.journal = self.journal, None
+        if journal is not None:
+            journal.barrier(records.encode_flushall())
+        try:
+            for d in self.databases:
+                d.flush()
+        finally:
+            self.journal = journal
 
     def used_memory(self) -> int:
         return self.used

@@ -116,11 +116,25 @@ class RespProtocol(asyncio.Protocol):
         # The reply is computed before ``client.encode`` is looked up: HELLO changes it.
         if len(requests) == 1 and error is None:
             reply = self.gate.execute(client, requests[0])
-            self._write(client.encode(reply))
-            if client.closing and self.transport is not None:
-                self.transport.close()
+            self._reply(client.encode(reply))
         else:
             self._answer(requests, error)
+
+    def _reply(self, out: bytes) -> None:
+        """Write replies — after the write-ahead log has the changes they acknowledge."""
+        journal = self.state.keyspace.journal
+        if journal is not None and journal.pending:
+            journal.after_commit(lambda: self._send(out))
+        else:
+            self._send(out)
+
+    def _send(self, out: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if out:
+            self._write(out)
+        if self.client is not None and self.client.closing:
+            self.transport.close()
 
     def _answer(self, requests: list[list[bytes]], error: ProtocolError | None) -> None:
         """Run a pipeline and write its replies in one go. Once the replies of this
@@ -153,11 +167,8 @@ class RespProtocol(asyncio.Protocol):
             parts.append(b"-ERR " + error.message.encode() + b"\r\n")
             client.closing = True
             log.info("protocol error from %s: %s", client.addr, error.message)
-        if parts:
-            self._write(b"".join(parts))
-        if client.closing and self.transport is not None:
-            self.transport.close()
-        elif self._backlog is not None and not self._paused:
+        self._reply(b"".join(parts))
+        if self._backlog is not None and not self._paused and not client.closing:
             # The kernel took everything at once: go on after pending I/O is served.
             asyncio.get_running_loop().call_soon(self._drain_backlog)
 

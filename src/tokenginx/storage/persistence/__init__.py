@@ -1,0 +1,1 @@
+"""Persistence of the embedded store: write-ahead log, snapshots, crash recovery."""

@@ -1,0 +1,276 @@
+"""On-disk records: one codec for the write-ahead log and for snapshots.
+
+A data file is a header followed by framed records::
+
+    header  = magic(8) version(u16) flags(u16) base(u64) created_ms(i64) crc32(u32)
+    frame   = length(u32) crc32(u32) payload(length bytes)
+    payload = op(u8) body            (sealed by a Sealer when encryption is on)
+
+Records describe the *resulting state* of a key (``STR``/``HASH``/``SET`` with its
+absolute deadline in Unix ms, or ``DEL``), plus the database-wide operations
+``FLUSHDB``, ``FLUSHALL`` and ``SWAPDB``. Replaying them in order rebuilds the
+keyspace whatever command produced them (scripts and transactions included), and a
+key whose deadline passed while the server was down stays dead. ``version`` lets a
+later format migrate old files; ``flags`` bit 0 says the payloads are sealed.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+LOG_MAGIC = b"TGXLOG\r\n"
+SNAPSHOT_MAGIC = b"TGXSNP\r\n"
+FORMAT_VERSION = 1
+FLAG_SEALED = 1
+
+OP_STR = 1
+OP_HASH = 2
+OP_SET = 3
+OP_DEL = 4
+OP_FLUSHDB = 5
+OP_FLUSHALL = 6
+OP_SWAPDB = 7
+OP_END = 8
+
+_HEADER = struct.Struct("<8sHHQq")
+HEADER_SIZE = _HEADER.size + 4
+_FRAME = struct.Struct("<II")
+_KEYED = struct.Struct("<BHqI")  # op, db, deadline, key length
+_U32 = struct.Struct("<I")
+_DEL = struct.Struct("<BHI")
+_FLUSHDB = struct.Struct("<BH")
+_SWAPDB = struct.Struct("<BHH")
+_END = struct.Struct("<BQ")
+MAX_RECORD = 1 << 31
+
+
+class Sealer(Protocol):
+    """The at-rest encryption seam: ``seal`` runs on every payload written, ``open``
+    on every payload read. The security release plugs AES-256-GCM / SM4-GCM in here."""
+
+    sealed: bool
+
+    def seal(self, payload: bytes) -> bytes: ...
+    def open(self, sealed: bytes) -> bytes: ...
+
+
+class PlainText:
+    sealed = False
+
+    def seal(self, payload: bytes) -> bytes:
+        return payload
+
+    def open(self, sealed: bytes) -> bytes:
+        return sealed
+
+
+class CorruptRecord(Exception):
+    """A frame whose length or checksum does not hold, or whose payload is garbage."""
+
+
+@dataclass(frozen=True)
+class Header:
+    magic: bytes
+    version: int
+    flags: int
+    base: int
+    created_ms: int
+
+
+def encode_header(magic: bytes, base: int, created_ms: int, sealer: Sealer) -> bytes:
+    flags = FLAG_SEALED if sealer.sealed else 0
+    head = _HEADER.pack(magic, FORMAT_VERSION, flags, base, created_ms)
+    return head + _U32.pack(zlib.crc32(head))
+
+
+def decode_header(data: bytes, magic: bytes) -> Header:
+    if len(data) < HEADER_SIZE:
+        raise CorruptRecord("file shorter than its header")
+    head = data[: _HEADER.size]
+    (crc,) = _U32.unpack_from(data, _HEADER.size)
+    if zlib.crc32(head) != crc:
+        raise CorruptRecord("header checksum mismatch")
+    m, version, flags, base, created = _HEADER.unpack(head)
+    if m != magic:
+        raise CorruptRecord(f"not a TokenginX data file (magic {m!r})")
+    if version > FORMAT_VERSION:
+        raise CorruptRecord(f"format version {version} is newer than this server ({FORMAT_VERSION})")
+    return Header(m, version, flags, base, created)
+
+
+def frame(payload: bytes) -> bytes:
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+# -- payloads ---------------------------------------------------------------------------
+def encode_value(db: int, key: bytes, value: bytes | dict | set, deadline: int | None) -> bytes:
+    d = deadline or 0
+    t = type(value)
+    if t is bytes:
+        return b"".join((_KEYED.pack(OP_STR, db, d, len(key)), key, _U32.pack(len(value)), value))  # type: ignore[arg-type]
+    parts = [b""]
+    if t is dict:
+        parts[0] = _KEYED.pack(OP_HASH, db, d, len(key))
+        parts.append(key)
+        parts.append(_U32.pack(len(value)))
+        for f, v in value.items():  # type: ignore[union-attr]
+            parts += (_U32.pack(len(f)), f, _U32.pack(len(v)), v)
+    else:
+        parts[0] = _KEYED.pack(OP_SET, db, d, len(key))
+        parts.append(key)
+        parts.append(_U32.pack(len(value)))
+        for m in value:  # type: ignore[union-attr]
+            parts += (_U32.pack(len(m)), m)
+    return b"".join(parts)
+
+
+def encode_del(db: int, key: bytes) -> bytes:
+    return _DEL.pack(OP_DEL, db, len(key)) + key
+
+
+def encode_flushdb(db: int) -> bytes:
+    return _FLUSHDB.pack(OP_FLUSHDB, db)
+
+
+def encode_flushall() -> bytes:
+    return bytes((OP_FLUSHALL,))
+
+
+def encode_swapdb(a: int, b: int) -> bytes:
+    return _SWAPDB.pack(OP_SWAPDB, a, b)
+
+
+def encode_end(count: int) -> bytes:
+    return _END.pack(OP_END, count)
+
+
+Record = tuple  # (op, ...) as produced by decode_payload
+
+
+def decode_payload(p: bytes) -> Record:
+    """``(OP_STR|OP_HASH|OP_SET, db, key, value, deadline_or_None)``, ``(OP_DEL, db,
+    key)``, ``(OP_FLUSHDB, db)``, ``(OP_FLUSHALL,)``, ``(OP_SWAPDB, a, b)`` or
+    ``(OP_END, count)``. Raises :class:`CorruptRecord` on anything malformed."""
+    try:
+        op = p[0]
+        if op in (OP_STR, OP_HASH, OP_SET):
+            _, db, deadline, klen = _KEYED.unpack_from(p, 0)
+            pos = _KEYED.size
+            key = p[pos : pos + klen]
+            pos += klen
+            (n,) = _U32.unpack_from(p, pos)
+            pos += 4
+            if op == OP_STR:
+                value: bytes | dict | set = p[pos : pos + n]
+                pos += n
+            elif op == OP_HASH:
+                h = {}
+                for _ in range(n):
+                    (fl,) = _U32.unpack_from(p, pos)
+                    f = p[pos + 4 : pos + 4 + fl]
+                    pos += 4 + fl
+                    (vl,) = _U32.unpack_from(p, pos)
+                    h[f] = p[pos + 4 : pos + 4 + vl]
+                    pos += 4 + vl
+                value = h
+            else:
+                s = set()
+                for _ in range(n):
+                    (ml,) = _U32.unpack_from(p, pos)
+                    s.add(p[pos + 4 : pos + 4 + ml])
+                    pos += 4 + ml
+                value = s
+            if pos != len(p) or len(key) != klen:
+                raise CorruptRecord("record length does not match its content")
+            return (op, db, key, value, deadline or None)
+        if op == OP_DEL:
+            _, db, klen = _DEL.unpack_from(p, 0)
+            key = p[_DEL.size :]
+            if len(key) != klen:
+                raise CorruptRecord("record length does not match its content")
+            return (OP_DEL, db, key)
+        if op == OP_FLUSHDB:
+            return (OP_FLUSHDB, _FLUSHDB.unpack(p)[1])
+        if op == OP_FLUSHALL and len(p) == 1:
+            return (OP_FLUSHALL,)
+        if op == OP_SWAPDB:
+            _, a, b = _SWAPDB.unpack(p)
+            return (OP_SWAPDB, a, b)
+        if op == OP_END:
+            return (OP_END, _END.unpack(p)[1])
+    except (struct.error, IndexError):
+        raise CorruptRecord("truncated record payload") from None
+    raise CorruptRecord(f"unknown record type {p[0] if p else None}")
+
+
+@dataclass
+class ScanResult:
+    """What reading a file found: records up to ``good_end`` are valid."""
+
+    good_end: int
+    records: int
+    bad_offset: int | None = None  # where the first bad frame starts
+    error: str = ""
+    resyncable: bool = False  # valid frames follow the bad one: damage in the middle
+
+
+def iter_frames(data: memoryview, start: int, sealer: Sealer, scan: ScanResult) -> Iterator[Record]:
+    """Yield the decoded records of ``data[start:]``; stop at the first bad frame and
+    describe it in ``scan`` (offset, reason, whether good frames follow it)."""
+    pos = start
+    end = len(data)
+    unpack = _FRAME.unpack_from
+    crc32 = zlib.crc32
+    while pos < end:
+        if end - pos < _FRAME.size:
+            scan.bad_offset, scan.error = pos, "truncated frame header"
+            return
+        length, crc = unpack(data, pos)
+        body_start = pos + _FRAME.size
+        if length > MAX_RECORD or body_start + length > end:
+            scan.bad_offset, scan.error = pos, "truncated frame"
+            scan.resyncable = _good_frame_follows(data, pos + 1)
+            return
+        payload = data[body_start : body_start + length]
+        if crc32(payload) != crc:
+            scan.bad_offset, scan.error = pos, "checksum mismatch"
+            scan.resyncable = _good_frame_follows(data, body_start + length)
+            return
+        try:
+            record = decode_payload(sealer.open(bytes(payload)))
+        except CorruptRecord as e:
+            scan.bad_offset, scan.error = pos, str(e)
+            scan.resyncable = _good_frame_follows(data, body_start + length)
+            return
+        pos = body_start + length
+        scan.good_end = pos
+        scan.records += 1
+        yield record
+
+
+def next_good_frame(data: memoryview, pos: int, window: int | None = None) -> int:
+    """Offset of the first valid frame at or after ``pos`` (``-1`` if none within
+    ``window`` bytes). A torn tail has none after it; a flipped bit in the middle of a
+    log does."""
+    end = len(data) if window is None else min(len(data), pos + window)
+    unpack = _FRAME.unpack_from
+    crc32 = zlib.crc32
+    for p in range(pos, end - _FRAME.size):
+        length, crc = unpack(data, p)
+        if 0 < length <= len(data) - p - _FRAME.size and crc32(data[p + 8 : p + 8 + length]) == crc:
+            return p
+    return -1
+
+
+def _good_frame_follows(data: memoryview, pos: int) -> bool:
+    return next_good_frame(data, pos, 1 << 20) >= 0
+
+
+def read_file(path: str, magic: bytes, sealer: Sealer) -> tuple[Header, bytes]:
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode_header(data, magic), data
