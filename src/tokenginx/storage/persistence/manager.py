@@ -245,6 +245,9 @@ class Persistence:
 
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                # Drop inherited sockets and files: a client the parent closes must
+                # see its connection end now, not when this child exits.
+                os.closerange(3, _max_fd())
                 gc.disable()  # no GC passes touching (and copying) every page
                 write_snapshot(self.keyspace, self.directory, base, self.sealer, self.clock_ms())
                 code = 0
@@ -335,6 +338,13 @@ class Persistence:
         self.journal.close()
         self.keyspace.journal = None
         self.journal = None
+
+
+def _max_fd() -> int:
+    try:
+        return min(os.sysconf("SC_OPEN_MAX"), 1 << 20)
+    except (OSError, ValueError):
+        return 65536
 
 
 def snapshot_name(base: int) -> str:
