@@ -92,6 +92,10 @@ class Persistence:
     def recover(self) -> RecoveryReport:
         """Load the newest snapshot and replay the log after it into the keyspace."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        for name in os.listdir(self.directory):
+            if name.startswith("snapshot-") and name.endswith(".tmp"):
+                # Left by a snapshot that crashed before its rename: never complete.
+                os.unlink(os.path.join(self.directory, name))
         t0 = time.monotonic()
         report = RecoveryReport()
         snapshots, segments = self._list_files()
