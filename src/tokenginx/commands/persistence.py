@@ -45,6 +45,7 @@ def bgsave(client: Client, argv: list[bytes]) -> object:
         raise syntax_error()
     if not _bgsave(client):
         if len(argv) == 2:
+            _persistence(client).status.scheduled = True
             return Status(b"Background saving scheduled")
         raise CommandError("ERR Background save already in progress")
     return Status(b"Background saving started")

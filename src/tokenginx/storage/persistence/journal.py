@@ -6,7 +6,8 @@ frames to the current segment with one ``write`` (group commit: every connection
 served in that iteration shares it), fsyncs when the policy is ``always``, and only
 then releases the replies that were waiting (see :meth:`Journal.after_commit`). So a
 write has reached the kernel before it is acknowledged — a process crash cannot lose
-it — and with ``always`` it has reached the disk.
+it — and with ``always`` it has reached the disk. When the write fails, the waiting
+clients get ``-MISCONF`` instead of their replies.
 
 ``everysec`` fsyncs from a background thread once a second; ``no`` leaves it to the
 kernel. A failed write or fsync (disk full, EIO) puts the journal in an error state:
@@ -56,7 +57,7 @@ class Journal:
         self._clock_ms = clock_ms
         self.dirty: dict[tuple[int, bytes], None] = {}
         self.buffer = bytearray()  # framed records not yet written
-        self._waiting: list[Callable[[], None]] = []
+        self._waiting: list[Callable[[str | None], None]] = []
         self._scheduled = False
         self.error: str | None = None
         self.on_error_change: Callable[[], None] | None = None
@@ -97,9 +98,10 @@ class Journal:
             self._scheduled = True
             self._schedule(self.commit)
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` (write replies) once everything recorded so far is in the
-        kernel (and on disk with ``always``)."""
+    def after_commit(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(None)`` (write replies) once everything recorded so far is in
+        the kernel (and on disk with ``always``), or ``callback(error)`` if that write
+        failed: the caller must then not acknowledge those changes."""
         self._waiting.append(callback)
         if not self._scheduled:
             self._scheduled = True
@@ -127,11 +129,15 @@ class Journal:
     def commit(self) -> None:
         self._scheduled = False
         self._encode_dirty()
-        if self.buffer:
-            self._write_buffer()
+        if self.buffer and not self._write_buffer():
+            self._release(self.error)  # the frames stay buffered for the retry
+            return
+        self._release(None)
+
+    def _release(self, error: str | None) -> None:
         waiting, self._waiting = self._waiting, []
         for callback in waiting:
-            callback()
+            callback(error)
 
     def _write_buffer(self) -> bool:
         if self._torn:
@@ -156,7 +162,18 @@ class Journal:
             # segment: the old one then ends in a torn frame that recovery truncates,
             # and frames written twice are harmless (records are states, not deltas).
             if written:
-                self._torn = True  # the next attempt starts a new segment first
+                # Whole frames that made it stay written (never write a record twice:
+                # SWAPDB is not idempotent); cut off the torn rest if the disk lets us,
+                # else continue in a new segment so it stays at the end of this one.
+                complete = _whole_frames(data, written)
+                del self.buffer[:complete]
+                self.size += complete
+                self.total_since_snapshot += complete
+                if written > complete:
+                    try:
+                        os.ftruncate(self._fd, self.size)
+                    except OSError:
+                        self._torn = True
             self._set_error(f"{e.strerror or e}")
             return False
         del self.buffer[: len(data)]
@@ -172,7 +189,8 @@ class Journal:
         if self.error is not None:
             self._encode_dirty()
             if self.buffer:
-                self._write_buffer()
+                if self._write_buffer():
+                    self._release(None)
             else:
                 try:
                     os.fsync(self._fd)
@@ -192,9 +210,14 @@ class Journal:
         path = os.path.join(self.directory, segment_name(seq))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         header = rec.encode_header(rec.LOG_MAGIC, seq, self._clock_ms(), self.sealer)
-        os.write(fd, header)
-        os.fsync(fd)
-        fsync_dir(self.directory)
+        try:
+            if os.write(fd, header) != len(header):
+                raise OSError(28, "No space left on device")
+            os.fsync(fd)
+            fsync_dir(self.directory)
+        except OSError:
+            os.close(fd)
+            raise
         self.size = len(header)
         return fd
 
@@ -241,6 +264,18 @@ class Journal:
         if self._fsync_thread is not None:
             self._fsync_thread.join(timeout=2)
         os.close(self._fd)
+
+
+def _whole_frames(data: bytes, written: int) -> int:
+    """How many leading bytes of ``data`` (a run of frames) are whole frames within
+    the first ``written`` bytes."""
+    pos = 0
+    while pos + 8 <= written:
+        length = int.from_bytes(data[pos : pos + 4], "little")
+        if pos + 8 + length > written:
+            break
+        pos += 8 + length
+    return pos
 
 
 def fsync_dir(directory: str) -> None:

@@ -62,6 +62,7 @@ class SaveStatus:
     child_base: int = 0
     snapshot_size: int = 0
     saves: int = 0
+    scheduled: bool = False  # BGSAVE SCHEDULE while one was running
 
 
 class Persistence:
@@ -147,7 +148,15 @@ class Persistence:
         return sorted(snapshots), sorted(segments)
 
     def _load_snapshot(self, path: str, report: RecoveryReport) -> int:
-        header, data = rec.read_file(path, rec.SNAPSHOT_MAGIC, self.sealer)
+        try:
+            _, data = rec.read_file(path, rec.SNAPSHOT_MAGIC, self.sealer)
+        except rec.CorruptRecord as e:
+            msg = f"snapshot {os.path.basename(path)} is unreadable: {e}"
+            if not self.repair:
+                raise RecoveryError(msg + " (set persistence.repair: true to start without it)") from None
+            report.dropped.append(msg + "; started without it")
+            log.warning(msg, extra={"event": "repair"})
+            return 0
         scan = rec.ScanResult(good_end=rec.HEADER_SIZE, records=0)
         count = 0
         ended = False
@@ -187,18 +196,26 @@ class Persistence:
             if scan.bad_offset is None:
                 return
             name = os.path.basename(path)
-            if not scan.resyncable:
+            if scan.torn and not scan.resyncable:
                 # A torn tail: the crash interrupted the last write. Drop it.
                 self._truncate(path, scan.good_end, len(data), 1, report)
                 return
-            msg = f"log segment {name} is damaged at byte {scan.bad_offset} ({scan.error}) with valid records after it"
+            msg = (
+                f"log segment {name} is damaged at byte {scan.bad_offset} ({scan.error})"
+                + (" with valid records after it" if scan.resyncable else "")
+            )
             if not self.repair:
                 raise RecoveryError(msg + " (set persistence.repair: true to skip the damage)")
-            nxt = rec.next_good_frame(view, scan.bad_offset + 1)
-            nxt = len(data) if nxt < 0 else nxt
-            report.dropped.append(f"{msg}: skipped {nxt - scan.bad_offset} bytes")
-            log.warning("%s: skipped %d bytes", msg, nxt - scan.bad_offset, extra={"event": "repair"})
-            pos = nxt
+            if scan.skip_to is None or not scan.resyncable:
+                # Nothing proves where the next record starts: reading on would risk
+                # interpreting stored values as records.
+                report.dropped.append(f"{msg}: dropped the {len(data) - scan.bad_offset} bytes from there")
+                log.warning("%s: dropped the rest of the segment", msg, extra={"event": "repair"})
+                self._truncate(path, scan.bad_offset, len(data), 0, report)
+                return
+            report.dropped.append(f"{msg}: skipped {scan.skip_to - scan.bad_offset} bytes")
+            log.warning("%s: skipped %d bytes", msg, scan.skip_to - scan.bad_offset, extra={"event": "repair"})
+            pos = scan.skip_to
 
     def _truncate(self, path: str, good_end: int, size: int, records: int, report: RecoveryReport) -> None:
         dropped = size - good_end
@@ -277,6 +294,14 @@ class Persistence:
             return
         self.status.child_pid = 0
         duration = time.monotonic() - self.status.child_started
+        try:
+            self._child_done(status, duration)
+        finally:
+            if self.status.scheduled:
+                self.status.scheduled = False
+                self.bgsave()
+
+    def _child_done(self, status: int, duration: float) -> None:
         if os.waitstatus_to_exitcode(status) == 0:
             self._finish_snapshot(self.status.child_base, duration)
         else:

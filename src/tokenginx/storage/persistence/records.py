@@ -215,41 +215,89 @@ class ScanResult:
     records: int
     bad_offset: int | None = None  # where the first bad frame starts
     error: str = ""
-    resyncable: bool = False  # valid frames follow the bad one: damage in the middle
+    # The bad frame runs past the end of the file, or only zeros follow: what a crash
+    # during a write (or a power loss) leaves behind.
+    torn: bool = False
+    # Valid frames follow the bad one all the way to the end of the file: damage in
+    # the middle rather than a torn tail.
+    resyncable: bool = False
+    # Where reading can safely go on (the end of the damaged frame, proven by its
+    # length and the frames after it), for repair.
+    skip_to: int | None = None
 
 
 def iter_frames(data: memoryview, start: int, sealer: Sealer, scan: ScanResult) -> Iterator[Record]:
     """Yield the decoded records of ``data[start:]``; stop at the first bad frame and
-    describe it in ``scan`` (offset, reason, whether good frames follow it)."""
+    describe it in ``scan``."""
     pos = start
     end = len(data)
     unpack = _FRAME.unpack_from
     crc32 = zlib.crc32
     while pos < end:
         if end - pos < _FRAME.size:
-            scan.bad_offset, scan.error = pos, "truncated frame header"
+            _describe(scan, data, pos, "truncated frame header", torn=True)
             return
         length, crc = unpack(data, pos)
         body_start = pos + _FRAME.size
         if length > MAX_RECORD or body_start + length > end:
-            scan.bad_offset, scan.error = pos, "truncated frame"
-            scan.resyncable = _good_frame_follows(data, pos + 1)
+            _describe(scan, data, pos, "truncated frame", torn=True)
             return
         payload = data[body_start : body_start + length]
         if crc32(payload) != crc:
-            scan.bad_offset, scan.error = pos, "checksum mismatch"
-            scan.resyncable = _good_frame_follows(data, body_start + length)
+            _describe(scan, data, pos, "checksum mismatch", torn=False, skip_to=body_start + length)
             return
         try:
             record = decode_payload(sealer.open(bytes(payload)))
         except CorruptRecord as e:
-            scan.bad_offset, scan.error = pos, str(e)
-            scan.resyncable = _good_frame_follows(data, body_start + length)
+            _describe(scan, data, pos, str(e), torn=False, skip_to=body_start + length)
             return
         pos = body_start + length
         scan.good_end = pos
         scan.records += 1
         yield record
+
+
+def _describe(
+    scan: ScanResult, data: memoryview, pos: int, error: str, torn: bool, skip_to: int | None = None
+) -> None:
+    scan.bad_offset, scan.error = pos, error
+    if not any(data[pos:]):  # only zeros to the end: a power loss extended the file
+        scan.torn, scan.resyncable, scan.skip_to = True, False, None
+        return
+    if not torn:  # the frame fits in the file but its checksum or content is bad
+        scan.skip_to = skip_to
+        scan.resyncable = skip_to is not None and skip_to < len(data) and _chain_from(data, skip_to)
+        # A bad last frame is what a crash leaves when the file grew before its data
+        # reached the disk: a torn tail too.
+        scan.torn = not scan.resyncable
+        return
+    # The frame runs past the end of the file. Either a crash tore it (the common
+    # case), or its length field was damaged in the middle of the log. Only in the
+    # second case does its payload, up to the next valid frame, still match its
+    # checksum; anything else found inside a torn frame is just stored data.
+    scan.torn = True
+    scan.skip_to = None
+    if len(data) - pos >= _FRAME.size:
+        _, crc = _FRAME.unpack_from(data, pos)
+        nxt = next_good_frame(data, pos + _FRAME.size, 1 << 20)
+        if nxt >= 0 and zlib.crc32(data[pos + _FRAME.size : nxt]) == crc and _chain_from(data, nxt):
+            scan.resyncable, scan.skip_to = True, nxt
+            scan.error = "damaged length field"
+
+
+def _chain_from(data: memoryview, pos: int) -> bool:
+    """Do valid frames run from ``pos`` to the end of the file (possibly ending in a
+    torn frame)?"""
+    end = len(data)
+    unpack = _FRAME.unpack_from
+    while pos + _FRAME.size <= end:
+        length, crc = unpack(data, pos)
+        if pos + _FRAME.size + length > end:
+            return True
+        if zlib.crc32(data[pos + 8 : pos + 8 + length]) != crc:
+            return False
+        pos += _FRAME.size + length
+    return pos == end
 
 
 def next_good_frame(data: memoryview, pos: int, window: int | None = None) -> int:
@@ -264,10 +312,6 @@ def next_good_frame(data: memoryview, pos: int, window: int | None = None) -> in
         if 0 < length <= len(data) - p - _FRAME.size and crc32(data[p + 8 : p + 8 + length]) == crc:
             return p
     return -1
-
-
-def _good_frame_follows(data: memoryview, pos: int) -> bool:
-    return next_good_frame(data, pos, 1 << 20) >= 0
 
 
 def read_file(path: str, magic: bytes, sealer: Sealer) -> tuple[Header, bytes]:

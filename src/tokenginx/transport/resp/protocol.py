@@ -54,6 +54,7 @@ class RespProtocol(asyncio.Protocol):
         "_closed",
         "_batch",
         "_backlog",
+        "_held",
     )
 
     def __init__(self, state: ServerState, gate: Gate, connections: set[RespProtocol]) -> None:
@@ -70,6 +71,7 @@ class RespProtocol(asyncio.Protocol):
         self._batch: list[bytes] | None = None
         # Requests of a pipeline not yet answered because the client is not reading.
         self._backlog: tuple[list[list[bytes]], ProtocolError | None] | None = None
+        self._held = 0  # replies waiting for the write-ahead log
 
     # -- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,17 +118,29 @@ class RespProtocol(asyncio.Protocol):
         # The reply is computed before ``client.encode`` is looked up: HELLO changes it.
         if len(requests) == 1 and error is None:
             reply = self.gate.execute(client, requests[0])
-            self._reply(client.encode(reply))
+            self._reply(client.encode(reply), 1)
         else:
             self._answer(requests, error)
 
-    def _reply(self, out: bytes) -> None:
-        """Write replies — after the write-ahead log has the changes they acknowledge."""
+    def _reply(self, out: bytes, count: int) -> None:
+        """Write ``count`` replies — after the write-ahead log has the changes they
+        acknowledge. If the log cannot be written, the client gets ``count`` MISCONF
+        errors instead: a change that is not in the log is never acknowledged."""
         journal = self.state.keyspace.journal
-        if journal is not None and journal.pending:
-            journal.after_commit(lambda: self._send(out))
+        if journal is not None and (
+            self._held or journal.dirty or (journal.buffer and journal.error is None)
+        ):
+            # Held replies keep their order: once one waits, the next ones wait too.
+            self._held += 1
+            journal.after_commit(lambda error: self._release(out, count, error))
         else:
             self._send(out)
+
+    def _release(self, out: bytes, count: int, error: str | None) -> None:
+        self._held -= 1
+        if error is not None:
+            out = (b"-MISCONF Errors writing to the AOF file: %b\r\n" % error.encode()) * count
+        self._send(out)
 
     def _send(self, out: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -146,12 +160,14 @@ class RespProtocol(asyncio.Protocol):
         execute = self.gate.execute
         parts: list[bytes] = []
         size = 0
+        executed = 0
         self._batch = parts
         try:
             for i, argv in enumerate(requests):
                 reply = execute(client, argv)
                 encoded = client.encode(reply)
                 parts.append(encoded)
+                executed += 1
                 if client.closing:
                     break
                 size += len(encoded)
@@ -167,7 +183,7 @@ class RespProtocol(asyncio.Protocol):
             parts.append(b"-ERR " + error.message.encode() + b"\r\n")
             client.closing = True
             log.info("protocol error from %s: %s", client.addr, error.message)
-        self._reply(b"".join(parts))
+        self._reply(b"".join(parts), executed + (error is not None))
         if self._backlog is not None and not self._paused and not client.closing:
             # The kernel took everything at once: go on after pending I/O is served.
             asyncio.get_running_loop().call_soon(self._drain_backlog)
