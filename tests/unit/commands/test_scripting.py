@@ -290,7 +290,10 @@ from tokenginx.commands import ALL_GROUPS, scripting
 from tokenginx.config import Config
 from tokenginx.server import Server
 
-config = Config.load(env={}, overrides={"server.tcp_addr": "127.0.0.1:" + sys.argv[1]})
+config = Config.load(
+    env={},
+    overrides={"server.tcp_addr": "127.0.0.1:" + sys.argv[1], "persistence.enabled": False},
+)
 groups = [*ALL_GROUPS, *(g for g in (scripting.group,) if g not in ALL_GROUPS)]
 Server(config, groups=groups).run()
 """

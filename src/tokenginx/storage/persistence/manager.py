@@ -98,7 +98,7 @@ class Persistence:
                 # Left by a snapshot that crashed before its rename: never complete.
                 os.unlink(os.path.join(self.directory, name))
         t0 = time.monotonic()
-        report = RecoveryReport()
+        report = self.report = RecoveryReport()
         snapshots, segments = self._list_files()
         base = 0
         if snapshots:
@@ -234,6 +234,20 @@ class Persistence:
         report.truncated_records += records
 
     def _apply(self, record: rec.Record, now: int) -> None:
+        dbs = len(self.keyspace.databases)
+        if record[0] not in (rec.OP_FLUSHALL, rec.OP_END) and (
+            record[1] >= dbs or (record[0] == rec.OP_SWAPDB and record[2] >= dbs)
+        ):
+            msg = (
+                f"the data holds database {max(record[1:3] if record[0] == rec.OP_SWAPDB else record[1:2])}"
+                f" but server.databases is {dbs}"
+            )
+            if not self.repair:
+                raise RecoveryError(msg + " (raise server.databases, or set persistence.repair: true to drop it)")
+            if msg not in self.report.dropped:
+                self.report.dropped.append(msg)
+                log.warning("%s: its records are dropped", msg, extra={"event": "repair"})
+            return
         apply_record(self.keyspace, record, now)
 
     # -- snapshots -------------------------------------------------------------------------
