@@ -21,11 +21,12 @@ import gc
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tokenginx.storage.memory import MemoryKeyspace
+from tokenginx.storage.memory import MemoryKeyspace, string_size, value_size
 from tokenginx.storage.persistence import records as rec
 from tokenginx.storage.persistence.journal import Journal, fsync_dir, segment_name
 
@@ -166,7 +167,7 @@ class Persistence:
                 ended = record[1] == count
                 break
             self._apply(record, now)
-            count += 1
+            count += len(record[2]) if record[0] == rec.OP_BULK else 1
         if not ended:
             problem = scan.error or "snapshot has no valid end record"
             msg = f"snapshot {os.path.basename(path)} is damaged at byte {scan.bad_offset}: {problem}"
@@ -317,7 +318,7 @@ class Persistence:
 
     def _child_done(self, status: int, duration: float) -> None:
         if os.waitstatus_to_exitcode(status) == 0:
-            self._finish_snapshot(self.status.child_base, duration)
+            self._finish_snapshot(self.status.child_base, duration, background=True)
         else:
             self.status.last_status = "err"
             log.error("background snapshot failed", extra={"event": "bgsave_failed", "status": status})
@@ -332,16 +333,20 @@ class Persistence:
         journal.rotate(base)  # everything before this instant is in segments < base
         return base
 
-    def _finish_snapshot(self, base: int, duration: float) -> None:
+    def _finish_snapshot(self, base: int, duration: float, background: bool = False) -> None:
         fsync_dir(self.directory)
         snapshots, segments = self._list_files()
-        for seq, name in snapshots:
-            if seq < base:
-                os.unlink(os.path.join(self.directory, name))
-        for seq, name in segments:
-            if seq < base:
-                os.unlink(os.path.join(self.directory, name))
-        fsync_dir(self.directory)
+        stale = [
+            os.path.join(self.directory, name)
+            for seq, name in snapshots + segments
+            if seq < base
+        ]
+        if background:
+            # Unlinking a file of hundreds of MB takes tens of ms: not on the event loop.
+            # A crash before it is done only leaves files that recovery ignores (< base).
+            threading.Thread(target=_remove_files, args=(stale, self.directory), daemon=True).start()
+        else:
+            _remove_files(stale, self.directory)
         path = os.path.join(self.directory, snapshot_name(base))
         self.status.snapshot_size = os.path.getsize(path)
         self.status.last_save = int(time.time())
@@ -383,6 +388,14 @@ class Persistence:
         self.journal = None
 
 
+def _remove_files(paths: list[str], directory: str) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    with contextlib.suppress(OSError):
+        fsync_dir(directory)
+
+
 def _max_fd() -> int:
     try:
         return min(os.sysconf("SC_OPEN_MAX"), 1 << 20)
@@ -398,37 +411,103 @@ def _tmp_name(base: int) -> str:
     return f"snapshot-{base:010d}.tmp"
 
 
+_BULK_KEYS = 1024
+
+
 def write_snapshot(keyspace: MemoryKeyspace, directory: str, base: int, sealer: rec.Sealer, now: int) -> None:
-    """Write every live key to ``snapshot-<base>.tgx`` (atomically: tmp + rename)."""
+    """Write every live key to ``snapshot-<base>.tgx`` (atomically: tmp + rename), in
+    bulk frames of up to 1024 keys, keys with and without a deadline apart."""
     tmp = os.path.join(directory, _tmp_name(base))
     count = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "wb", buffering=1 << 20) as f:
         f.write(rec.encode_header(rec.SNAPSHOT_MAGIC, base, now, sealer))
-        frame, seal, encode = rec.frame, sealer.seal, rec.encode_value
+        frame, seal, bulk = rec.frame, sealer.seal, rec.encode_bulk
         for db in keyspace.databases:
             expires = db.expires
+            plain_k: list[bytes] = []
+            plain_v: list = []
+            ttl_k: list[bytes] = []
+            ttl_v: list = []
+            ttl_d: list[int] = []
             for key, value in db.data.items():
                 when = expires.get(key)
-                if when is not None and when <= now:
-                    continue
-                f.write(frame(seal(encode(db.id, key, value, when))))
-                count += 1
+                if when is None:
+                    plain_k.append(key)
+                    plain_v.append(value)
+                    if len(plain_k) == _BULK_KEYS:
+                        f.write(frame(seal(bulk(db.id, plain_k, plain_v, None))))
+                        count += len(plain_k)
+                        plain_k, plain_v = [], []
+                elif when > now:
+                    ttl_k.append(key)
+                    ttl_v.append(value)
+                    ttl_d.append(when)
+                    if len(ttl_k) == _BULK_KEYS:
+                        f.write(frame(seal(bulk(db.id, ttl_k, ttl_v, ttl_d))))
+                        count += len(ttl_k)
+                        ttl_k, ttl_v, ttl_d = [], [], []
+            if plain_k:
+                f.write(frame(seal(bulk(db.id, plain_k, plain_v, None))))
+                count += len(plain_k)
+            if ttl_k:
+                f.write(frame(seal(bulk(db.id, ttl_k, ttl_v, ttl_d))))
+                count += len(ttl_k)
         f.write(frame(seal(rec.encode_end(count))))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(directory, snapshot_name(base)))
 
 
+def _apply_bulk(keyspace: MemoryKeyspace, record: rec.Record, now: int) -> None:
+    _, db_index, keys, values, deadlines = record
+    db = keyspace.databases[db_index]
+    if deadlines is not None:
+        live = [i for i, d in enumerate(deadlines) if d > now]
+        if len(live) != len(keys):
+            keys = [keys[i] for i in live]
+            values = [values[i] for i in live]
+            deadlines = [deadlines[i] for i in live]
+    data = db.data
+    before = len(data)
+    if any(k in data for k in keys):
+        for i, key in enumerate(keys):  # rare: keys already present, go key by key
+            db.put(key, values[i], None if deadlines is None else deadlines[i])
+        return
+    data.update(zip(keys, values))
+    if len(data) - before == len(keys) and set(map(type, values)) <= {bytes}:
+        size = sum(map(len, keys)) + sum(map(len, values)) + string_size(b"", b"") * len(keys)
+    else:
+        size = sum(value_size(k, v) for k, v in zip(keys, values))
+    db.used += size
+    keyspace.used += size
+    if deadlines is not None:
+        file_expire = db._file_expire
+        for key, when in zip(keys, deadlines):
+            file_expire(key, when)
+
+
 def apply_record(keyspace: MemoryKeyspace, record: rec.Record, now: int) -> None:
     """Replay one record into the keyspace (no events, no journal: this is loading)."""
     op = record[0]
+    if op == rec.OP_BULK:
+        _apply_bulk(keyspace, record, now)
+        return
     if op in (rec.OP_STR, rec.OP_HASH, rec.OP_SET):
         _, db_index, key, value, deadline = record
         db = keyspace.databases[db_index]
         if deadline is not None and deadline <= now:
             if key in db.data:
                 db._remove(key)
+            return
+        if op == rec.OP_STR and key not in db.data:
+            # The common case when loading: a new string key (put() does more).
+            db.data[key] = value
+            size = string_size(key, value)
+            db.used += size
+            keyspace.used += size
+            if deadline is not None:
+                db._file_expire(key, deadline)
             return
         db.put(key, value, deadline)
     elif op == rec.OP_DEL:
