@@ -1,6 +1,6 @@
 """Start, probe and stop the servers the benchmarks compare (redis-server and TokenginX).
 
-Shared by ``resp_throughput.py`` and ``memory_per_key.py``; stdlib only (redis-py is
+Shared by the benchmark scripts (with ``_probe.py``); stdlib only (redis-py is
 imported lazily by :meth:`Server.client`).
 
 A server is described by a command *template*: a shell-like string split with
@@ -135,17 +135,22 @@ def render(template: str, values: dict[str, str]) -> list[str]:
     return shlex.split(text)
 
 
+def roundtrip(sock: socket.socket, request: bytes) -> bytes:
+    """Send ``request`` and return the first reply line (raises OSError on failure)."""
+    sock.sendall(request)
+    buf = b""
+    while b"\r\n" not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed before a reply")
+        buf += chunk
+    return buf.split(b"\r\n", 1)[0]
+
+
 def _ping(port: int, timeout: float = 1.0) -> bytes:
     """Send a RESP PING and return the first reply line (raises OSError on failure)."""
     with socket.create_connection((HOST, port), timeout=timeout) as s:
-        s.sendall(b"*1\r\n$4\r\nPING\r\n")
-        buf = b""
-        while b"\r\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise ConnectionError("connection closed before a reply")
-            buf += chunk
-        return buf.split(b"\r\n", 1)[0]
+        return roundtrip(s, b"*1\r\n$4\r\nPING\r\n")
 
 
 class Server:
@@ -378,3 +383,29 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def delta(a: Any, b: Any) -> int | None:
+    """``b - a`` as ints (counters read before and after), None if either is missing."""
+    if a is None or b is None:
+        return None
+    return int(b) - int(a)
+
+
+def fmt_num(x: float | None, fmt: str) -> str:
+    """``fmt.format(x)``, or "n/a" for None."""
+    return "n/a" if x is None else fmt.format(x)
+
+
+def fmt_ratio(ours: float | None, redis_: float | None) -> str:
+    """ours/redis as "1.23x", or "" when either is missing or redis's is not positive."""
+    if ours is None or redis_ is None or redis_ <= 0:
+        return ""
+    return f"{ours / redis_:.2f}x"
+
+
+def get_path(d: Any, path: str) -> Any:
+    """``d["a"]["b"]`` for path "a.b"; None where a level is missing or not a dict."""
+    for part in path.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d

@@ -27,30 +27,36 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import math
-import multiprocessing as mp
 import os
 import platform
 import shlex
-import socket
 import sys
 import threading
 import time
-from array import array
 from datetime import datetime, timezone
 from typing import Any
 
 import redis
-from _servers import HOST, Server, ServerError, add_server_args, exit_on_sigterm, format_table
+from _probe import Probe, ProbeError, bulk_reply, resp_command
+from _servers import (
+    Server,
+    ServerError,
+    add_server_args,
+    delta,
+    exit_on_sigterm,
+    fmt_num,
+    fmt_ratio,
+    format_table,
+    get_path,
+)
 from _servers import running as running_servers
 
 PROBE_KEY = b"probe:key"  # never expires; the probe GETs it
 PRE_DEADLINE_S = 1.0  # start the probe and the poller this long before the deadline
 FAR_FUTURE_MS = 3_600_000  # PXAT of the calibration batch (overwritten by the real load)
 PHASES = ("expiry", "scan")
-SLOWEST = 5  # slowest round trips per window kept in the JSON output
 
 
 class BenchmarkError(RuntimeError):
@@ -62,148 +68,14 @@ def make_value(i: int, size: int, filler: bytes) -> bytes:
     return (b"%010d" % i + filler)[:size]
 
 
-def resp_command(*parts: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for p in parts:
-        out.append(b"$%d\r\n%b\r\n" % (len(p), p))
-    return b"".join(out)
-
-
-# -- latency probe (own process, so our GIL cannot delay its round trips) ------------------
-
-
-def _probe_main(
-    port: int,
-    value: bytes,
-    timeout: float,
-    ready: Any,
-    go: Any,
-    stop: Any,
-    conn: Any,
-) -> None:
-    """Alternate PING and GET PROBE_KEY on one connection, back to back, recording the
-    send time (CLOCK_MONOTONIC ns, comparable across processes) and the round trip of
-    each. Even sample indexes are PINGs, odd ones GETs. Sends (error, sends, rtts)."""
-    err: str | None = None
-    sends, rtts = array("q"), array("q")
-    try:
-        sock = socket.create_connection((HOST, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reqs = [
-            (resp_command(b"PING"), b"+PONG\r\n"),
-            (resp_command(b"GET", PROBE_KEY), b"$%d\r\n%b\r\n" % (len(value), value)),
-        ]
-        ready.set()
-        go.wait()
-        clock = time.monotonic_ns
-        recv, send = sock.recv, sock.sendall
-        i = 0
-        while not (i & 63 == 0 and stop.is_set()):
-            req, expected = reqs[i & 1]
-            want = len(expected)
-            t0 = clock()
-            send(req)
-            buf = recv(65536)
-            while len(buf) < want:
-                if not buf or (buf[:1] == b"-" and buf.endswith(b"\r\n")):
-                    break
-                more = recv(65536)
-                if not more:
-                    break
-                buf += more
-            t1 = clock()
-            if buf != expected:
-                err = f"probe: unexpected reply {buf[:200]!r} to {req!r}"
-                break
-            sends.append(t0)
-            rtts.append(t1 - t0)
-            i += 1
-        sock.close()
-    except Exception as e:  # reported by the parent, with the server's output
-        err = f"probe: {type(e).__name__}: {e}"
-        ready.set()
-    conn.send((err, sends.tobytes(), rtts.tobytes()))
-    conn.close()
-
-
-class Probe:
-    """The latency probe process: start() connects, go() starts probing, stop() collects."""
-
-    def __init__(self, server: Server, value: bytes, timeout: float) -> None:
-        ctx = mp.get_context("spawn")  # no fork of a process that may run threads
-        self.server = server
-        self._ready, self._go, self._stop = ctx.Event(), ctx.Event(), ctx.Event()
-        self._conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(
-            target=_probe_main,
-            args=(server.port, value, timeout, self._ready, self._go, self._stop, child),
-            daemon=True,
-        )
-        self.proc.start()
-        child.close()
-        self.sends = array("q")
-        self.rtts = array("q")
-        if not self._ready.wait(30):
-            raise BenchmarkError("latency probe did not start within 30 s")
-
-    def go(self) -> None:
-        self._go.set()
-
-    def stop(self, timeout: float) -> None:
-        self._go.set()
-        self._stop.set()
-        if not self._conn.poll(timeout):
-            raise BenchmarkError(f"latency probe did not report within {timeout:g} s")
-        err, sends, rtts = self._conn.recv()
-        self.proc.join(5)
-        if err:
-            self.server.check_alive()
-            raise BenchmarkError(f"{self.server.name}: {err}\n{self.server.details()}")
-        self.sends.frombytes(sends)
-        self.rtts.frombytes(rtts)
-
-    def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-
-    def window(self, start_ns: int, end_ns: int, anchor_ns: int) -> dict[str, Any]:
-        """Latency stats (ms) of the round trips overlapping [start_ns, end_ns], and the
-        slowest ones with their send time in ms relative to ``anchor_ns``."""
-        sends, rtts = self.sends, self.rtts
-        lo = bisect.bisect_left(sends, start_ns)
-        if lo > 0 and sends[lo - 1] + rtts[lo - 1] >= start_ns:
-            lo -= 1  # sent before the window, answered inside it
-        hi = bisect.bisect_right(sends, end_ns)
-        ping = sorted(rtts[i] for i in range(lo, hi) if i % 2 == 0)
-        get = sorted(rtts[i] for i in range(lo, hi) if i % 2 == 1)
-        both = sorted(ping + get)
-        slowest = sorted(range(lo, hi), key=lambda i: rtts[i], reverse=True)[:SLOWEST]
-        return {
-            "round_trips": len(both),
-            "p50_ms": _pct(both, 0.50),
-            "p99_ms": _pct(both, 0.99),
-            "p999_ms": _pct(both, 0.999),
-            "max_ms": _pct(both, 1.0),
-            "max_ping_ms": _pct(ping, 1.0),
-            "max_get_ms": _pct(get, 1.0),
-            "slowest": [
-                {
-                    "sent_ms": round((sends[i] - anchor_ns) / 1e6, 3),
-                    "rtt_ms": rtts[i] / 1e6,
-                    "command": "GET" if i % 2 else "PING",
-                }
-                for i in slowest
-            ],
-        }
-
-
-def _pct(sorted_ns: list[int], q: float) -> float | None:
-    """Nearest-rank percentile, in ms."""
-    if not sorted_ns:
-        return None
-    k = max(0, math.ceil(q * len(sorted_ns)) - 1)
-    return sorted_ns[k] / 1e6
+def make_probe(server: Server, value: bytes, timeout: float) -> Probe:
+    """The latency probe (own process, so our GIL cannot delay its round trips): PING
+    and GET PROBE_KEY in turn; even sample indexes are PINGs, odd ones GETs."""
+    requests = [
+        (resp_command(b"PING"), b"+PONG\r\n"),
+        (resp_command(b"GET", PROBE_KEY), bulk_reply(value)),
+    ]
+    return Probe(server, requests, ["PING", "GET"], timeout)
 
 
 # -- DBSIZE poller --------------------------------------------------------------------------
@@ -304,7 +176,7 @@ def expiry_phase(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     estimate_s = first * math.ceil(n / batch) * 1.5 + 1.0
     deadline_ms = int(time.time() * 1000 + estimate_s * 1000) + args.delay_ms
     deadline_ns = wall_to_mono_ns(deadline_ms)
-    probe = Probe(server, probe_value, args.reclaim_timeout + 60)
+    probe = make_probe(server, probe_value, args.reclaim_timeout + 60)
     try:
         print(
             f"  {server.name}: loading {n:,} keys, all expiring at PXAT {deadline_ms} "
@@ -358,13 +230,16 @@ def expiry_phase(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "reclaim_s": None if done_ns is None else (done_ns - deadline_ns) / 1e9,
         "keys_left": None if last is None else max(0, last - 1),
         "cpu_s": cpu1 - cpu0,
-        "expired_keys": _delta(before.get("expired_keys"), after.get("expired_keys")),
+        "expired_keys": delta(before.get("expired_keys"), after.get("expired_keys")),
         "stats_before": before,
         "stats_after": after,
         "probe_idle": probe.window(
-            max(go_ns, deadline_ns - int(PRE_DEADLINE_S * 1e9)), deadline_ns, deadline_ns
+            max(go_ns, deadline_ns - int(PRE_DEADLINE_S * 1e9)),
+            deadline_ns,
+            deadline_ns,
+            per_command_max=True,
         ),
-        "probe": probe.window(deadline_ns, window_end, deadline_ns),
+        "probe": probe.window(deadline_ns, window_end, deadline_ns, per_command_max=True),
         "dbsize_samples": [
             [round((t - deadline_ns) / 1e6, 1), v] for t, v in poller.samples if t >= deadline_ns
         ],
@@ -377,8 +252,8 @@ def expiry_phase(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         )
     p = result["probe"]
     print(
-        f"  {server.name}: reclaim {_num(result['reclaim_s'], '{:.3f} s')}, "
-        f"probe max {_num(p['max_ms'], '{:.2f} ms')} p99.9 {_num(p['p999_ms'], '{:.2f} ms')} "
+        f"  {server.name}: reclaim {fmt_num(result['reclaim_s'], '{:.3f} s')}, "
+        f"probe max {fmt_num(p['max_ms'], '{:.2f} ms')} p99.9 {fmt_num(p['p999_ms'], '{:.2f} ms')} "
         f"({p['round_trips']:,} round trips), expired_keys {result['expired_keys']}",
         file=sys.stderr,
     )
@@ -392,7 +267,7 @@ def scan_phase(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     print(f"  {server.name}: loading {args.keys:,} keys (no TTL) ...", file=sys.stderr)
     load_s = load(server, args, None)
     server.check_alive()
-    probe = Probe(server, probe_value, 600)
+    probe = make_probe(server, probe_value, 600)
     try:
         go_ns = time.monotonic_ns()
         probe.go()
@@ -422,13 +297,13 @@ def scan_phase(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "scan_s": (end_ns - start_ns) / 1e9,
         "scan_calls": calls,
         "keys_returned": returned,
-        "probe_idle": probe.window(go_ns, start_ns, start_ns),
-        "probe": probe.window(start_ns, end_ns, start_ns),
+        "probe_idle": probe.window(go_ns, start_ns, start_ns, per_command_max=True),
+        "probe": probe.window(start_ns, end_ns, start_ns, per_command_max=True),
     }
     p = result["probe"]
     print(
         f"  {server.name}: SCAN {calls:,} calls, {returned:,} keys in {result['scan_s']:.2f} s, "
-        f"probe max {_num(p['max_ms'], '{:.2f} ms')}",
+        f"probe max {fmt_num(p['max_ms'], '{:.2f} ms')}",
         file=sys.stderr,
     )
     return result
@@ -445,36 +320,14 @@ def dbsize(server: Server) -> int | None:
 # -- output ---------------------------------------------------------------------------------
 
 
-def _delta(a: Any, b: Any) -> int | None:
-    if a is None or b is None:
-        return None
-    return int(b) - int(a)
-
-
-def _num(x: float | None, fmt: str) -> str:
-    return "n/a" if x is None else fmt.format(x)
-
-
-def _ratio(ours: float | None, redis_: float | None) -> str:
-    if ours is None or redis_ is None or redis_ <= 0:
-        return ""
-    return f"{ours / redis_:.2f}x"
-
-
 def _rows(
     r: dict[str, Any], o: dict[str, Any], spec: list[tuple[str, str, str, bool]]
 ) -> list[list[str]]:
     """spec: (label, dotted field, format, show ratio)."""
-
-    def get(d: dict[str, Any], path: str) -> Any:
-        for part in path.split("."):
-            d = d.get(part) if isinstance(d, dict) else None
-        return d
-
     rows = []
     for label, path, fmt, ratio in spec:
-        rv, ov = get(r, path), get(o, path)
-        rows.append([label, _num(rv, fmt), _num(ov, fmt), _ratio(ov, rv) if ratio else ""])
+        rv, ov = get_path(r, path), get_path(o, path)
+        rows.append([label, fmt_num(rv, fmt), fmt_num(ov, fmt), fmt_ratio(ov, rv) if ratio else ""])
     return rows
 
 
@@ -584,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{shlex.join(server.argv)}", file=sys.stderr)  # fmt: skip
                     commands[server.name] = server.argv
                     results[phase][server.name] = runners[phase](server, args)
-    except (ServerError, BenchmarkError) as e:
+    except (ServerError, BenchmarkError, ProbeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -34,11 +34,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import bisect
 import contextlib
 import json
-import math
-import multiprocessing as mp
 import os
 import platform
 import random
@@ -51,22 +48,27 @@ import statistics
 import subprocess
 import sys
 import time
-from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import redis
+from _probe import Probe, ProbeError, bulk_reply, resp_command
 from _servers import (
     HOST,
     Server,
     ServerError,
+    delta,
     exit_on_sigterm,
+    fmt_num,
+    fmt_ratio,
     format_table,
+    get_path,
     process_tree,
+    roundtrip,
 )
 from resp_throughput import BenchmarkError as ThroughputError
-from resp_throughput import run_one
+from resp_throughput import parse_pipelines, run_one
 
 PHASES = ("throughput", "restart", "snapshot")
 POLICIES = ("everysec", "always")
@@ -74,7 +76,6 @@ TTL_S = 3600
 PROBE_KEY = b"probe:key"
 IDLE_S = 1.0  # probe runs this long before BGSAVE (the idle baseline)
 FORK_WINDOW_MS = 200  # "around the fork": round trips overlapping [BGSAVE sent, +200 ms]
-SLOWEST = 5
 CONFIG_KEYS = (
     "requests", "pipelines", "clients", "keyspace", "data_size", "policies", "rounds",
     "keys", "value_size", "batch", "poll_ms",
@@ -325,17 +326,6 @@ def verify(server: Server, args: argparse.Namespace, extra_keys: int = 0) -> dic
 # -- timed restart ---------------------------------------------------------------------------
 
 
-def _roundtrip(sock: socket.socket, request: bytes) -> bytes:
-    sock.sendall(request)
-    buf = b""
-    while b"\r\n" not in buf:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("connection closed before a reply")
-        buf += chunk
-    return buf.split(b"\r\n", 1)[0]
-
-
 def timed_restart(server: PServer, expected: int, timeout: float) -> dict[str, Any]:
     """SIGKILL, start again, time until PING answers +PONG and until DBSIZE == expected
     (polled every 5 ms; -LOADING replies and refused connections are retried)."""
@@ -357,11 +347,11 @@ def timed_restart(server: PServer, expected: int, timeout: float) -> dict[str, A
             raise ServerError(server._death_message("exited while restarting"))
         try:
             with socket.create_connection((HOST, server.port), timeout=5) as s:
-                reply = _roundtrip(s, b"*1\r\n$4\r\nPING\r\n")
+                reply = roundtrip(s, b"*1\r\n$4\r\nPING\r\n")
                 if reply.startswith(b"+PONG"):
                     if pong is None:
                         pong = time.monotonic() - t0
-                    reply = _roundtrip(s, b"*1\r\n$6\r\nDBSIZE\r\n")
+                    reply = roundtrip(s, b"*1\r\n$6\r\nDBSIZE\r\n")
                     if reply.startswith(b":"):
                         dbsize = int(reply[1:])
                         if dbsize == expected:
@@ -455,7 +445,7 @@ def run_set(
         st, p = mon.info("stats"), mon.info("persistence")
         rec.update(
             policy=policy,
-            error_replies=_delta(
+            error_replies=delta(
                 st0.get("total_error_replies", 0), st.get("total_error_replies", 0)
             ),
             forks=forks_started(st, p) - forks_started(st0, p0),
@@ -536,11 +526,11 @@ def throughput_table(res: dict[str, Any]) -> str:
         r, o = pair["redis"], pair["ours"]
         rows.append([
             policy, str(pipeline), f"{r['rps']:,.0f}", f"{o['rps']:,.0f}",
-            _ratio(o["rps"], r["rps"]),
+            fmt_ratio(o["rps"], r["rps"]),
             f"{r['p50_latency_ms']:.3f}", f"{o['p50_latency_ms']:.3f}",
             f"{r['p99_latency_ms']:.3f}", f"{o['p99_latency_ms']:.3f}",
             f"{r['cpu_us_per_op']:.2f}", f"{o['cpu_us_per_op']:.2f}",
-            _ratio(o["cpu_us_per_op"], r["cpu_us_per_op"]), f"{r['forks']}/{o['forks']}",
+            fmt_ratio(o["cpu_us_per_op"], r["cpu_us_per_op"]), f"{r['forks']}/{o['forks']}",
         ])  # fmt: skip
     lines = [format_table(headers, rows)]
     lines.append(
@@ -606,22 +596,30 @@ def restart_one(server: PServer, args: argparse.Namespace) -> dict[str, Any]:
 def _report_restart(server: Server, label: str, r: dict[str, Any]) -> None:
     v = r["verify"]
     print(
-        f"  {server.name}: {label} restart: PONG {_num(r['pong_s'], '{:.2f} s')}, "
-        f"DBSIZE=N {_num(r['ready_s'], '{:.2f} s')} (DBSIZE {r['dbsize']}); "
+        f"  {server.name}: {label} restart: PONG {fmt_num(r['pong_s'], '{:.2f} s')}, "
+        f"DBSIZE=N {fmt_num(r['ready_s'], '{:.2f} s')} (DBSIZE {r['dbsize']}); "
         f"on disk {_size(r['disk_bytes'])}: {_files_line(r['files'])}; "
         f"verify {'ok' if v['ok'] else 'FAILED: ' + '; '.join(v['problems'])}",
         file=sys.stderr,
     )
 
 
-def restart_phase(args: argparse.Namespace) -> dict[str, Any]:
-    print(f"restart phase, {args.keys:,} keys:", file=sys.stderr)
+def one_at_a_time(
+    phase: str, args: argparse.Namespace, run: Callable[[PServer, argparse.Namespace], Any]
+) -> dict[str, Any]:
+    """Run ``run`` on redis, then on ours (the restart-phase commands), one server at a
+    time; each result gets the server's command line."""
+    print(f"{phase} phase, {args.keys:,} keys:", file=sys.stderr)
     out: dict[str, Any] = {}
     for name, template in (("redis", args.redis_restart_cmd), ("ours", args.ours_restart_cmd)):
         with started(name, template, args) as server:
-            out[name] = restart_one(server, args)
+            out[name] = run(server, args)
             out[name]["command"] = server.argv
     return out
+
+
+def restart_phase(args: argparse.Namespace) -> dict[str, Any]:
+    return one_at_a_time("restart", args, restart_one)
 
 
 RESTART_ROWS = [
@@ -643,132 +641,14 @@ RESTART_ROWS = [
 # -- phase 3: latency during BGSAVE ----------------------------------------------------------
 
 
-def resp_command(*parts: bytes) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for p in parts:
-        out.append(b"$%d\r\n%b\r\n" % (len(p), p))
-    return b"".join(out)
-
-
-def _probe_main(
-    port: int, value: bytes, timeout: float, ready: Any, go: Any, stop: Any, conn: Any
-) -> None:
-    """Alternate SET PROBE_KEY value and GET PROBE_KEY on one connection, back to back,
-    recording each send time (CLOCK_MONOTONIC ns) and round trip. Even samples are SETs,
-    odd ones GETs. Sends (error, sends, rtts) through ``conn``."""
-    err: str | None = None
-    sends, rtts = array("q"), array("q")
-    try:
-        sock = socket.create_connection((HOST, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reqs = [
-            (resp_command(b"SET", PROBE_KEY, value), b"+OK\r\n"),
-            (resp_command(b"GET", PROBE_KEY), b"$%d\r\n%b\r\n" % (len(value), value)),
-        ]
-        ready.set()
-        go.wait()
-        clock = time.monotonic_ns
-        recv, send = sock.recv, sock.sendall
-        i = 0
-        while not (i & 63 == 0 and stop.is_set()):
-            req, expected = reqs[i & 1]
-            want = len(expected)
-            t0 = clock()
-            send(req)
-            buf = recv(65536)
-            while len(buf) < want:
-                if not buf or (buf[:1] == b"-" and buf.endswith(b"\r\n")):
-                    break
-                more = recv(65536)
-                if not more:
-                    break
-                buf += more
-            t1 = clock()
-            if buf != expected:
-                err = f"probe: unexpected reply {buf[:200]!r} to {req[:40]!r}"
-                break
-            sends.append(t0)
-            rtts.append(t1 - t0)
-            i += 1
-        sock.close()
-    except Exception as e:  # reported by the parent, with the server's output
-        err = f"probe: {type(e).__name__}: {e}"
-        ready.set()
-    conn.send((err, sends.tobytes(), rtts.tobytes()))
-    conn.close()
-
-
-class Probe:
-    def __init__(self, server: Server, value: bytes, timeout: float) -> None:
-        ctx = mp.get_context("spawn")
-        self.server = server
-        self._ready, self._go, self._stop = ctx.Event(), ctx.Event(), ctx.Event()
-        self._conn, child = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(
-            target=_probe_main,
-            args=(server.port, value, timeout, self._ready, self._go, self._stop, child),
-            daemon=True,
-        )
-        self.proc.start()
-        child.close()
-        self.sends = array("q")
-        self.rtts = array("q")
-        if not self._ready.wait(30):
-            raise BenchmarkError("latency probe did not start within 30 s")
-
-    def go(self) -> None:
-        self._go.set()
-
-    def stop(self, timeout: float) -> None:
-        self._go.set()
-        self._stop.set()
-        if not self._conn.poll(timeout):
-            raise BenchmarkError(f"latency probe did not report within {timeout:g} s")
-        err, sends, rtts = self._conn.recv()
-        self.proc.join(5)
-        if err:
-            self.server.check_alive()
-            raise BenchmarkError(f"{self.server.name}: {err}\n{self.server.details()}")
-        self.sends.frombytes(sends)
-        self.rtts.frombytes(rtts)
-
-    def kill(self) -> None:
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(5)
-
-    def window(self, start_ns: int, end_ns: int, anchor_ns: int) -> dict[str, Any]:
-        """Latency (ms) of the round trips overlapping [start_ns, end_ns]; the slowest
-        with their send time in ms relative to ``anchor_ns``."""
-        sends, rtts = self.sends, self.rtts
-        lo = bisect.bisect_left(sends, start_ns)
-        if lo > 0 and sends[lo - 1] + rtts[lo - 1] >= start_ns:
-            lo -= 1
-        hi = bisect.bisect_right(sends, end_ns)
-        both = sorted(rtts[lo:hi])
-        slowest = sorted(range(lo, hi), key=lambda i: rtts[i], reverse=True)[:SLOWEST]
-        return {
-            "round_trips": len(both),
-            "p50_ms": _pct(both, 0.50),
-            "p99_ms": _pct(both, 0.99),
-            "p999_ms": _pct(both, 0.999),
-            "max_ms": _pct(both, 1.0),
-            "slowest": [
-                {
-                    "sent_ms": round((sends[i] - anchor_ns) / 1e6, 3),
-                    "rtt_ms": rtts[i] / 1e6,
-                    "command": "GET" if i % 2 else "SET",
-                }
-                for i in slowest
-            ],
-        }
-
-
-def _pct(sorted_ns: Sequence[int], q: float) -> float | None:
-    if not sorted_ns:
-        return None
-    k = max(0, math.ceil(q * len(sorted_ns)) - 1)
-    return sorted_ns[k] / 1e6
+def make_probe(server: Server, value: bytes, timeout: float) -> Probe:
+    """The latency probe: SET PROBE_KEY value and GET PROBE_KEY in turn; even samples
+    are SETs, odd ones GETs."""
+    requests = [
+        (resp_command(b"SET", PROBE_KEY, value), b"+OK\r\n"),
+        (resp_command(b"GET", PROBE_KEY), bulk_reply(value)),
+    ]
+    return Probe(server, requests, ["SET", "GET"], timeout)
 
 
 def bgsave_one(server: PServer, args: argparse.Namespace) -> dict[str, Any]:
@@ -781,7 +661,7 @@ def bgsave_one(server: PServer, args: argparse.Namespace) -> dict[str, Any]:
     wait_idle(server)
     rss = server.rss_bytes()
     stats0 = info(server, "stats")
-    probe = Probe(server, probe_value, 600)
+    probe = make_probe(server, probe_value, 600)
     polls = 0
     try:
         go_ns = time.monotonic_ns()
@@ -823,7 +703,7 @@ def bgsave_one(server: PServer, args: argparse.Namespace) -> dict[str, Any]:
         "bgsave_s": (end_ns - cmd_ns) / 1e9,
         "info_polls": polls,
         "latest_fork_usec": stats1.get("latest_fork_usec"),
-        "total_forks": _delta(stats0.get("total_forks"), stats1.get("total_forks")),
+        "total_forks": delta(stats0.get("total_forks"), stats1.get("total_forks")),
         "files": files,
         "disk_bytes": sum(size for _, size in files),
         "snapshot_bytes": sum(size for name, size in files if _is_snapshot(name)),
@@ -837,7 +717,7 @@ def bgsave_one(server: PServer, args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"  {server.name}: BGSAVE {result['bgsave_s']:.2f} s (reply after "
         f"{result['bgsave_reply_ms']:.1f} ms, status {status}), probe p99 "
-        f"{_num(pr['p99_ms'], '{:.3f} ms')} max {_num(pr['max_ms'], '{:.2f} ms')} "
+        f"{fmt_num(pr['p99_ms'], '{:.3f} ms')} max {fmt_num(pr['max_ms'], '{:.2f} ms')} "
         f"({pr['round_trips']:,} round trips); files {_files_line(files)}",
         file=sys.stderr,
     )
@@ -863,13 +743,7 @@ def _is_snapshot(name: str) -> bool:
 
 
 def snapshot_phase(args: argparse.Namespace) -> dict[str, Any]:
-    print(f"snapshot phase, {args.keys:,} keys:", file=sys.stderr)
-    out: dict[str, Any] = {}
-    for name, template in (("redis", args.redis_restart_cmd), ("ours", args.ours_restart_cmd)):
-        with started(name, template, args) as server:
-            out[name] = bgsave_one(server, args)
-            out[name]["command"] = server.argv
-    return out
+    return one_at_a_time("snapshot", args, bgsave_one)
 
 
 _MS = "{:.3f} ms"
@@ -897,28 +771,6 @@ SNAPSHOT_ROWS = [
 # -- output ----------------------------------------------------------------------------------
 
 
-def _delta(a: Any, b: Any) -> int | None:
-    if a is None or b is None:
-        return None
-    return int(b) - int(a)
-
-
-def _num(x: float | None, fmt: str) -> str:
-    return "n/a" if x is None else fmt.format(x)
-
-
-def _ratio(ours: float | None, redis_: float | None) -> str:
-    if ours is None or redis_ is None or redis_ <= 0:
-        return ""
-    return f"{ours / redis_:.2f}x"
-
-
-def _get(d: Any, path: str) -> Any:
-    for part in path.split("."):
-        d = d.get(part) if isinstance(d, dict) else None
-    return d
-
-
 def _fmt(v: Any, fmt: str) -> str:
     if v is None:
         return "n/a"
@@ -932,10 +784,10 @@ def _fmt(v: Any, fmt: str) -> str:
 def side_table(r: dict[str, Any], o: dict[str, Any], spec: list[tuple[str, str, str, bool]]) -> str:
     rows = []
     for label, path, fmt, ratio in spec:
-        rv, ov = _get(r, path), _get(o, path)
+        rv, ov = get_path(r, path), get_path(o, path)
         if rv is None and ov is None:
             continue
-        rows.append([label, _fmt(rv, fmt), _fmt(ov, fmt), _ratio(ov, rv) if ratio else ""])
+        rows.append([label, _fmt(rv, fmt), _fmt(ov, fmt), fmt_ratio(ov, rv) if ratio else ""])
     return format_table(["", "redis", "ours", "ours/redis"], rows)
 
 
@@ -988,23 +840,13 @@ def integrity_failures(results: dict[str, Any]) -> list[str]:
     ):
         for name, res in results.get(phase, {}).items():
             for path in paths:
-                v = _get(res, path)
+                v = get_path(res, path)
                 if v is not None and not v["ok"]:
                     bad.append(f"{phase} {name} {path}: {'; '.join(v['problems'])}")
     return bad
 
 
 # -- command line ----------------------------------------------------------------------------
-
-
-def parse_ints(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers: {text!r}") from e
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"values must be >= 1: {text!r}")
-    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1018,7 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("throughput")
     g.add_argument("--requests", "-n", type=int, default=200_000, help="default %(default)s")
     g.add_argument(
-        "--pipelines", "-P", type=parse_ints, default=[1, 16], help="comma-separated (1,16)"
+        "--pipelines", "-P", type=parse_pipelines, default=[1, 16], help="comma-separated (1,16)"
     )
     g.add_argument("--clients", "-c", type=int, default=50, help="default %(default)s")
     g.add_argument("--keyspace", "-r", type=int, default=100_000, help="default %(default)s")
@@ -1093,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for phase in phases:
             results[phase] = runners[phase](args)
-    except (ServerError, BenchmarkError, ThroughputError) as e:
+    except (ServerError, BenchmarkError, ProbeError, ThroughputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     elapsed = time.monotonic() - t_start
