@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tokenginx.storage.memory import MemoryKeyspace, string_size, value_size
+from tokenginx.storage.memory import MemoryKeyspace, string_size
 from tokenginx.storage.persistence import records as rec
 from tokenginx.storage.persistence.journal import Journal, fsync_dir, segment_name
 
@@ -415,8 +415,9 @@ _BULK_KEYS = 1024
 
 
 def write_snapshot(keyspace: MemoryKeyspace, directory: str, base: int, sealer: rec.Sealer, now: int) -> None:
-    """Write every live key to ``snapshot-<base>.tgx`` (atomically: tmp + rename), in
-    bulk frames of up to 1024 keys, keys with and without a deadline apart."""
+    """Write every live key to ``snapshot-<base>.tgx`` (atomically: tmp + rename):
+    strings in bulk frames of up to 1024 keys (keys with and without a deadline
+    apart), hashes and sets one record each."""
     tmp = os.path.join(directory, _tmp_name(base))
     count = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -432,6 +433,11 @@ def write_snapshot(keyspace: MemoryKeyspace, directory: str, base: int, sealer: 
             ttl_d: list[int] = []
             for key, value in db.data.items():
                 when = expires.get(key)
+                if type(value) is not bytes:  # hashes and sets: one record each
+                    if when is None or when > now:
+                        f.write(frame(seal(rec.encode_value(db.id, key, value, when))))
+                        count += 1
+                    continue
                 if when is None:
                     plain_k.append(key)
                     plain_v.append(value)
@@ -469,16 +475,12 @@ def _apply_bulk(keyspace: MemoryKeyspace, record: rec.Record, now: int) -> None:
             values = [values[i] for i in live]
             deadlines = [deadlines[i] for i in live]
     data = db.data
-    before = len(data)
     if any(k in data for k in keys):
         for i, key in enumerate(keys):  # rare: keys already present, go key by key
             db.put(key, values[i], None if deadlines is None else deadlines[i])
         return
     data.update(zip(keys, values))
-    if len(data) - before == len(keys) and set(map(type, values)) <= {bytes}:
-        size = sum(map(len, keys)) + sum(map(len, values)) + string_size(b"", b"") * len(keys)
-    else:
-        size = sum(value_size(k, v) for k, v in zip(keys, values))
+    size = sum(map(len, keys)) + sum(map(len, values)) + string_size(b"", b"") * len(keys)
     db.used += size
     keyspace.used += size
     if deadlines is not None:

@@ -16,11 +16,13 @@ later format migrate old files; ``flags`` bit 0 says the payloads are sealed.
 
 from __future__ import annotations
 
-import marshal
 import struct
+import sys
 import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol
 
 LOG_MAGIC = b"TGXLOG\r\n"
@@ -36,7 +38,7 @@ OP_FLUSHDB = 5
 OP_FLUSHALL = 6
 OP_SWAPDB = 7
 OP_END = 8
-OP_BULK = 9  # snapshots: many keys of one database in one frame (marshal-encoded)
+OP_BULK = 9  # snapshots: many string keys of one database in one frame
 
 _HEADER = struct.Struct("<8sHHQq")
 HEADER_SIZE = _HEADER.size + 4
@@ -146,13 +148,48 @@ def encode_swapdb(a: int, b: int) -> bytes:
     return _SWAPDB.pack(OP_SWAPDB, a, b)
 
 
-def encode_bulk(
-    db: int, keys: list[bytes], values: list, deadlines: list[int] | None
-) -> bytes:
-    """Many keys of one database; ``deadlines`` is None when none of them expires.
-    Loading this is mostly C work (``marshal``, ``dict.update``), which is what makes
-    a snapshot restart fast."""
-    return bytes((OP_BULK,)) + marshal.dumps((db, keys, values, deadlines), 4)
+_BULK_HEAD = struct.Struct("<BHIB")  # op, db, count, has_deadlines
+
+
+def _le(a: array) -> bytes:
+    if sys.byteorder != "little":
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def encode_bulk(db: int, keys: list[bytes], values: list[bytes], deadlines: list[int] | None) -> bytes:
+    """Many *string* keys of one database::
+
+        op db count has_deadlines | key lengths (u32 each) | value lengths (u32 each)
+        | deadlines (i64 each, if any) | keys, concatenated | values, concatenated
+
+    Loading it is mostly C work (array parsing, slicing, ``dict.update``), which is
+    what makes a snapshot restart fast; the layout is ours, so it never depends on the
+    Python version."""
+    parts = [
+        _BULK_HEAD.pack(OP_BULK, db, len(keys), 1 if deadlines is not None else 0),
+        _le(array("I", map(len, keys))),
+        _le(array("I", map(len, values))),
+    ]
+    if deadlines is not None:
+        parts.append(_le(array("q", deadlines)))
+    parts.append(b"".join(keys))
+    parts.append(b"".join(values))
+    return b"".join(parts)
+
+
+def _from_le(typecode: str, data: bytes) -> array:
+    a = array(typecode)
+    a.frombytes(data)
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def _split(blob: bytes, lengths: array) -> list[bytes]:
+    ends = list(accumulate(lengths))
+    return [blob[a:b] for a, b in zip([0, *ends[:-1]], ends)] if ends else []
 
 
 def encode_end(count: int) -> bytes:
@@ -220,31 +257,25 @@ def decode_payload(p: bytes) -> Record:
     raise CorruptRecord(f"unknown record type {p[0] if p else None}")
 
 
-_VALUE_TYPES = {bytes, dict, set}
-
-
 def _decode_bulk(p: bytes) -> Record:
     try:
-        body = marshal.loads(p[1:])
-    except (ValueError, EOFError, TypeError):
+        _, db, n, has_deadlines = _BULK_HEAD.unpack_from(p, 0)
+        pos = _BULK_HEAD.size
+        klens = _from_le("I", p[pos : pos + 4 * n])
+        pos += 4 * n
+        vlens = _from_le("I", p[pos : pos + 4 * n])
+        pos += 4 * n
+        deadlines = None
+        if has_deadlines:
+            deadlines = _from_le("q", p[pos : pos + 8 * n]).tolist()
+            pos += 8 * n
+    except (struct.error, ValueError):
         raise CorruptRecord("bad bulk record") from None
-    if type(body) is not tuple or len(body) != 4:
-        raise CorruptRecord("bad bulk record")
-    db, keys, values, deadlines = body
-    if (
-        type(db) is not int
-        or type(keys) is not list
-        or type(values) is not list
-        or len(keys) != len(values)
-        or not set(map(type, keys)) <= {bytes}
-        or not set(map(type, values)) <= _VALUE_TYPES
-        or not (
-            deadlines is None
-            or (type(deadlines) is list and len(deadlines) == len(keys)
-                and set(map(type, deadlines)) <= {int})
-        )
-    ):
-        raise CorruptRecord("bad bulk record")
+    ksize, vsize = sum(klens), sum(vlens)
+    if len(klens) != n or len(vlens) != n or pos + ksize + vsize != len(p):
+        raise CorruptRecord("bulk record length does not match its content")
+    keys = _split(p[pos : pos + ksize], klens)
+    values = _split(p[pos + ksize :], vlens)
     return (OP_BULK, db, keys, values, deadlines)
 
 
