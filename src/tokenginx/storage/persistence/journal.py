@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -108,20 +109,34 @@ class Journal:
             self._schedule(self.commit)
 
     def _encode_dirty(self) -> None:
+        """Append one frame per marked key: its current state, or its deletion. The
+        string case is inlined (this runs once per write)."""
         if not self.dirty:
             return
         dbs = self.keyspace.databases
-        seal = self.sealer.seal
-        frame = rec.frame
+        seal = self.sealer.seal if self.sealer.sealed else None
         buf = self.buffer
+        keyed, u32, frame_head, crc32 = rec.KEYED.pack, rec.U32.pack, rec.FRAME.pack, zlib.crc32
         for db_index, key in self.dirty:
             db = dbs[db_index]
             value = db.data.get(key)
             if value is None:
                 payload = rec.encode_del(db_index, key)
+            elif type(value) is bytes:
+                payload = b"".join(
+                    (
+                        keyed(rec.OP_STR, db_index, db.expires.get(key) or 0, len(key)),
+                        key,
+                        u32(len(value)),
+                        value,
+                    )
+                )
             else:
                 payload = rec.encode_value(db_index, key, value, db.expires.get(key))
-            buf += frame(seal(payload))
+            if seal is not None:
+                payload = seal(payload)
+            buf += frame_head(len(payload), crc32(payload))
+            buf += payload
         self.records_written += len(self.dirty)
         self.dirty.clear()
 

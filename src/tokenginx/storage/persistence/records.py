@@ -50,6 +50,8 @@ _FLUSHDB = struct.Struct("<BH")
 _SWAPDB = struct.Struct("<BHH")
 _END = struct.Struct("<BQ")
 MAX_RECORD = 1 << 31
+# Public for the journal's inlined string encoding.
+KEYED, U32, FRAME = _KEYED, _U32, _FRAME
 
 
 class Sealer(Protocol):
