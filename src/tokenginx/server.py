@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -103,6 +104,10 @@ class Server:
 
     async def start(self) -> None:
         self._start_persistence()
+        # Everything alive now (imports, the recovered dataset) is long-lived: keep it
+        # out of the cyclic GC's full passes, which would otherwise walk every loaded
+        # hash and set (and touch their pages while a snapshot child runs).
+        gc.freeze()
         cfg = self.config.server
         host, port = parse_addr(cfg.tcp_addr, "server.tcp_addr")
         loop = asyncio.get_running_loop()
