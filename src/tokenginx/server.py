@@ -68,7 +68,9 @@ class Server:
         if self._stop_requested:
             return
         await self.start()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Signal handlers exist only on the main thread (and not on Windows loops); a
+        # server run from another thread is stopped with stop() instead.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(sig, self.stop)
         try:
