@@ -409,3 +409,24 @@ def get_path(d: Any, path: str) -> Any:
     for part in path.split("."):
         d = d.get(part) if isinstance(d, dict) else None
     return d
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """The machine facts every benchmark's JSON carries, plus ``extra``."""
+    import platform
+
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        **extra,
+    }
+
+
+def write_json(path: str, doc: dict[str, Any]) -> None:
+    import json
+
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, default=str)
+        f.write("\n")
+    print(f"\nwrote {path}", file=sys.stderr)

@@ -27,10 +27,8 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import shlex
 import sys
 import threading
@@ -45,11 +43,13 @@ from _servers import (
     ServerError,
     add_server_args,
     delta,
+    environment,
     exit_on_sigterm,
     fmt_num,
     fmt_ratio,
     format_table,
     get_path,
+    write_json,
 )
 from _servers import running as running_servers
 
@@ -473,18 +473,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
             },  # fmt: skip
             "phases": phases,
-            "environment": {
-                "platform": platform.platform(),
-                "python": sys.version.split()[0],
-                "cpu_count": os.cpu_count(),
-                "server_commands": commands,
-            },
+            "environment": environment(server_commands=commands),
             "results": results,
         }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        print(f"\nwrote {args.json}", file=sys.stderr)
+        write_json(args.json, doc)
     return 0
 
 

@@ -17,9 +17,6 @@ See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -31,10 +28,12 @@ from _servers import (
     Server,
     ServerError,
     add_server_args,
+    environment,
     exit_on_sigterm,
     format_table,
     running,
     server_specs,
+    write_json,
 )
 
 TARGET_RATIO = 1.3  # ours bytes/key <= 1.3 x redis bytes/key
@@ -259,18 +258,10 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": args.batch,
                 "cases": cases,
             },
-            "environment": {
-                "platform": platform.platform(),
-                "python": sys.version.split()[0],
-                "cpu_count": os.cpu_count(),
-                "server_commands": commands,
-            },
+            "environment": environment(server_commands=commands),
             "results": results,
         }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        print(f"\nwrote {args.json}", file=sys.stderr)
+        write_json(args.json, doc)
     return 0
 
 

@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import json
 import os
-import platform
 import random
 import re
 import shlex
@@ -59,6 +57,7 @@ from _servers import (
     Server,
     ServerError,
     delta,
+    environment,
     exit_on_sigterm,
     fmt_num,
     fmt_ratio,
@@ -66,6 +65,7 @@ from _servers import (
     get_path,
     process_tree,
     roundtrip,
+    write_json,
 )
 from resp_throughput import BenchmarkError as ThroughputError
 from resp_throughput import parse_pipelines, run_one
@@ -988,21 +988,12 @@ def main(argv: list[str] | None = None) -> int:
             "started": started_at,
             "elapsed_s": elapsed,
             "config": {k: getattr(args, k) for k in CONFIG_KEYS},
-            "environment": {
-                "platform": platform.platform(),
-                "python": sys.version.split()[0],
-                "cpu_count": os.cpu_count(),
-                "loadavg_start": load_before,
-                "loadavg_end": load_after,
-            },
+            "environment": environment(loadavg_start=load_before, loadavg_end=load_after),
             "results": results,
             "integrity_failures": bad,
         }
         doc["config"]["phases"] = phases
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2, default=str)
-            f.write("\n")
-        print(f"\nwrote {args.json}", file=sys.stderr)
+        write_json(args.json, doc)
     return 1 if bad else 0
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -35,10 +33,12 @@ from _servers import (
     Server,
     ServerError,
     add_server_args,
+    environment,
     exit_on_sigterm,
     format_table,
     running,
     server_specs,
+    write_json,
 )
 
 LATENCIES = (
@@ -382,23 +382,17 @@ def main(argv: list[str] | None = None) -> int:
                 "tests": tests,
                 "rounds": args.rounds,
             },
-            "environment": {
-                "cpu_count": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": sys.version.split()[0],
-                "loadavg": os.getloadavg(),
-                "redis_benchmark": args.redis_benchmark,
-                "server_commands": commands,
-                "server_versions": versions,
-            },
+            "environment": environment(
+                loadavg=os.getloadavg(),
+                redis_benchmark=args.redis_benchmark,
+                server_commands=commands,
+                server_versions=versions,
+            ),
             "runs": runs,
             "median": median,
             "best": best,
         }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        print(f"\nwrote {args.json}", file=sys.stderr)
+        write_json(args.json, doc)
     return 0
 
 

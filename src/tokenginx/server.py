@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import threading
@@ -68,9 +69,9 @@ class Server:
         if self._stop_requested:
             return
         await self.start()
-        # Signal handlers exist only on the main thread (and not on Windows loops); a
-        # server run from another thread is stopped with stop() instead.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        # Signal handlers exist only on the main thread of a POSIX process; a server
+        # run from another thread (or on Windows) is stopped with stop() instead.
+        if threading.current_thread() is threading.main_thread() and os.name == "posix":
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._loop.add_signal_handler(sig, self.stop)
         try:

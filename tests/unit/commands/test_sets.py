@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import GateHarness
 from tests.unit.commands.helpers import WRONGTYPE, assert_memory_consistent, make_gate, scan_all
 from tokenginx.commands import sets
 from tokenginx.commands.scan import SMALL
@@ -13,19 +12,6 @@ from tokenginx.config import Config
 from tokenginx.transport.resp.encoder import encode_resp2, encode_resp3
 
 ABC = {b"a", b"b", b"c"}
-
-
-@pytest.fixture
-def gate() -> GateHarness:
-    return make_gate()
-
-
-@pytest.fixture
-def events(gate):
-    seen: list[tuple[str, str, bytes]] = []
-    unsubscribe = gate.state.keyspace.on_change(lambda e: seen.append((e.event, e.kind, e.key)))
-    yield seen
-    unsubscribe()
 
 
 # -- SADD / SREM -------------------------------------------------------------------------
