@@ -66,14 +66,25 @@ class RunningServer:
     proc: subprocess.Popen
     data_dir: str
     args: list[str] = field(default_factory=list)
+    http_port: int = 0
+    grpc_port: int = 0
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
 
-def start_tokenginx(*extra: str, port: int | None = None) -> RunningServer:
+def start_tokenginx(
+    *extra: str, port: int | None = None, http_port: int | None = None, grpc_port: int | None = None
+) -> RunningServer:
+    """Start ``tokenginx-server`` on free ports (RESP, HTTP and gRPC) with a temp data dir."""
     port = port or free_port()
+    http_port = http_port or free_port()
+    grpc_port = grpc_port or free_port()
     data_dir = tempfile.mkdtemp(prefix="tokenginx-test-")
     args = [
         sys.executable,
@@ -81,6 +92,10 @@ def start_tokenginx(*extra: str, port: int | None = None) -> RunningServer:
         "tokenginx.cli.server_main",
         "--port",
         str(port),
+        "--http-port",
+        str(http_port),
+        "--grpc-port",
+        str(grpc_port),
         "--bind",
         "127.0.0.1",
         "--data-dir",
@@ -95,7 +110,7 @@ def start_tokenginx(*extra: str, port: int | None = None) -> RunningServer:
     except Exception:
         stop_process(proc)
         raise
-    return RunningServer(port, proc, data_dir, args)
+    return RunningServer(port, proc, data_dir, args, http_port, grpc_port)
 
 
 def start_redis(*extra: str) -> RunningServer:

@@ -97,6 +97,71 @@ class LoggingConfig:
 
 
 @dataclass
+class SecurityConfig:
+    # Bearer keys accepted by the HTTP and gRPC doors (``Authorization: Bearer <key>``).
+    # Each grants what the ``requirepass`` password grants on RESP. Empty list and
+    # empty requirepass = no authentication, as Redis without a password.
+    api_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HTTPConfig:
+    enabled: bool = True
+    # Origins allowed by CORS; empty = CORS off. ``*`` allows any origin.
+    cors_origins: list[str] = field(default_factory=list)
+    # Responses at least this big are gzip-compressed when the client accepts gzip.
+    gzip_min_bytes: int = 1024
+    # Seconds between heartbeat comments on idle event streams.
+    sse_heartbeat_seconds: float = 15.0
+    # Interactive API docs at /docs (the OpenAPI document is always served).
+    docs: bool = True
+
+
+@dataclass
+class GRPCConfig:
+    enabled: bool = True
+    max_message_bytes: int = 16 * 1024 * 1024
+    reflection: bool = True
+
+
+@dataclass
+class OAuthProtocolConfig:
+    enabled: bool = True
+    key_prefix: str = "oauth"
+    default_token_ttl: int = 3600
+    default_refresh_token_ttl: int = 2592000
+    default_code_ttl: int = 600
+    default_id_token_ttl: int = 3600
+
+
+@dataclass
+class SAMLProtocolConfig:
+    enabled: bool = True
+    key_prefix: str = "saml"
+    default_session_ttl: int = 28800
+    default_assertion_ttl: int = 1800
+    default_artifact_ttl: int = 300
+    default_logout_ttl: int = 300
+
+
+@dataclass
+class CASProtocolConfig:
+    enabled: bool = True
+    key_prefix: str = "cas"
+    default_tgt_ttl: int = 7200
+    default_st_ttl: int = 300
+    default_pgt_ttl: int = 7200
+    default_pt_ttl: int = 300
+
+
+@dataclass
+class ProtocolsConfig:
+    oauth: OAuthProtocolConfig = field(default_factory=OAuthProtocolConfig)
+    saml: SAMLProtocolConfig = field(default_factory=SAMLProtocolConfig)
+    cas: CASProtocolConfig = field(default_factory=CASProtocolConfig)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -105,6 +170,10 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     ttl: TTLConfig = field(default_factory=TTLConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
+    grpc: GRPCConfig = field(default_factory=GRPCConfig)
+    protocols: ProtocolsConfig = field(default_factory=ProtocolsConfig)
 
     # -- construction ---------------------------------------------------------
     @classmethod
@@ -135,10 +204,17 @@ class Config:
                 raise ConfigError(f"{source}: unknown config key '{section}'")
             if values is None:
                 continue
-            if not isinstance(values, Mapping):
-                raise ConfigError(f"{source}: '{section}' must be a mapping")
-            for key, value in values.items():
-                self.set(f"{section}.{key}", value, source=source)
+            self._apply_section(section, values, source)
+
+    def _apply_section(self, prefix: str, values: Any, source: str) -> None:
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: '{prefix}' must be a mapping")
+        for key, value in values.items():
+            dotted = f"{prefix}.{key}"
+            if isinstance(value, Mapping) and dataclasses.is_dataclass(self._resolve(dotted, source)[1]):
+                self._apply_section(dotted, value, source)
+            else:
+                self.set(dotted, value, source=source)
 
     def apply_env(self, env: Mapping[str, str]) -> None:
         for var, value in env.items():
@@ -150,20 +226,47 @@ class Config:
             self.set(key, value, source=f"environment {var}")
 
     # -- dotted access ----------------------------------------------------------
+    def _resolve(self, key: str, source: str = "config") -> tuple[Any, Any, str]:
+        """``(owner object, field type, field name)`` of a dotted key, at any depth."""
+        parts = key.split(".")
+        if len(parts) < 2 or parts[0] not in _sections():
+            raise ConfigError(f"{source}: unknown config key '{key}'")
+        owner: Any = self
+        for i, name in enumerate(parts):
+            ftype = _field_types(type(owner)).get(name)
+            if ftype is None:
+                raise ConfigError(f"{source}: unknown config key '{key}'")
+            if i == len(parts) - 1:
+                return owner, ftype, name
+            owner = getattr(owner, name)
+            if not dataclasses.is_dataclass(owner):
+                raise ConfigError(f"{source}: unknown config key '{key}'")
+        raise AssertionError("unreachable")
+
     def get(self, key: str) -> Any:
-        section, name = _split(key)
-        return getattr(getattr(self, section), name)
+        owner, _, name = self._resolve(key)
+        return getattr(owner, name)
 
     def set(self, key: str, value: Any, source: str = "config") -> None:
-        section, name = _split(key, source)
-        sec_obj = getattr(self, section)
-        ftype = _field_types(type(sec_obj)).get(name)
-        if ftype is None:
-            raise ConfigError(f"{source}: unknown config key '{key}'")
-        setattr(sec_obj, name, _coerce(value, ftype, key, source))
+        owner, ftype, name = self._resolve(key, source)
+        if dataclasses.is_dataclass(ftype):
+            raise ConfigError(f"{source}: '{key}' is a section; set its keys instead")
+        setattr(owner, name, _coerce(value, ftype, key, source))
 
     def keys(self) -> list[str]:
-        return [f"{s}.{n}" for s in _sections() for n in _field_types(_sections()[s])]
+        """Every settable dotted key, nested sections flattened."""
+        out: list[str] = []
+
+        def walk(prefix: str, cls: type) -> None:
+            for name, ftype in _field_types(cls).items():
+                if dataclasses.is_dataclass(ftype):
+                    walk(f"{prefix}.{name}", ftype)
+                else:
+                    out.append(f"{prefix}.{name}")
+
+        for section, cls in _sections().items():
+            walk(section, cls)
+        return out
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -193,6 +296,15 @@ class Config:
         for name, value in dataclasses.asdict(self.limits).items():
             if value <= 0:
                 raise ConfigError(f"limits.{name} must be positive")
+        if self.grpc.max_message_bytes <= 0:
+            raise ConfigError("grpc.max_message_bytes must be positive")
+        if self.http.sse_heartbeat_seconds <= 0:
+            raise ConfigError("http.sse_heartbeat_seconds must be positive")
+        for key in self.keys():
+            if key.startswith("protocols.") and key.endswith("_ttl") and self.get(key) <= 0:
+                raise ConfigError(f"{key} must be positive")
+        if any(not k for k in self.security.api_keys):
+            raise ConfigError("security.api_keys must not contain an empty key")
 
 
 EVICTION_POLICIES = (
@@ -280,19 +392,24 @@ def _field_types(cls: type) -> dict[str, Any]:
     return cached
 
 
-def _split(key: str, source: str = "config") -> tuple[str, str]:
-    section, _, name = key.partition(".")
-    if not name or section not in _sections():
-        raise ConfigError(f"{source}: unknown config key '{key}'")
-    return section, name
-
-
 def _env_to_key(var: str) -> str | None:
+    """``TOKENGINX_PROTOCOLS_OAUTH_DEFAULT_TOKEN_TTL`` → ``protocols.oauth.default_token_ttl``:
+    section and nested-section names are matched as prefixes, the rest is the key."""
     rest = var[len("TOKENGINX_") :].lower()
-    for section in _sections():
+    for section, cls in _sections().items():
         prefix = section + "_"
-        if rest.startswith(prefix):
-            return f"{section}.{rest[len(prefix):]}"
+        if not rest.startswith(prefix):
+            continue
+        key, rest = section, rest[len(prefix) :]
+        while True:
+            nested = [
+                n for n, t in _field_types(cls).items()
+                if dataclasses.is_dataclass(t) and rest.startswith(n + "_")
+            ]
+            if not nested:
+                return f"{key}.{rest}"
+            name = nested[0]
+            key, cls, rest = f"{key}.{name}", _field_types(cls)[name], rest[len(name) + 1 :]
     return None
 
 

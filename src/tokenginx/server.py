@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 from tokenginx.clock import MsClock, system_ms
 from tokenginx.commands import ALL_GROUPS
@@ -27,6 +28,20 @@ from tokenginx.state import ServerState
 from tokenginx.transport.resp.protocol import RespProtocol
 
 log = logging.getLogger("tokenginx.server")
+
+
+class Door(Protocol):
+    """A non-RESP interface (HTTP, gRPC) started and stopped with the server.
+
+    ``start`` binds its listener and returns the bound port; every request it serves
+    goes through ``server.gate`` like a RESP command does.
+    """
+
+    name: str
+
+    async def start(self) -> int: ...
+
+    async def stop(self) -> None: ...
 
 
 class Server:
@@ -51,6 +66,7 @@ class Server:
         self._stop_requested = False
         self.ready = threading.Event()
         self._expire_handle: asyncio.TimerHandle | None = None
+        self.doors: list[Door] = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -135,6 +151,9 @@ class Server:
             if port == 0:  # ephemeral: every extra bind must use the same port
                 port = listener.sockets[0].getsockname()[1]
         self.state.listening_ports["resp"] = port
+        for door in self._build_doors():
+            self.state.listening_ports[door.name] = await door.start()
+            self.doors.append(door)
         self._schedule_expire_cycle()
         self._tasks.append(asyncio.create_task(self._cron(), name="tokenginx-cron"))
         log.info(
@@ -142,6 +161,14 @@ class Server:
             extra={"event": "started", "port": port, "binds": [h for h, _ in binds], "pid": self.state.pid},
         )
         self.ready.set()
+
+    def _build_doors(self) -> list[Door]:
+        doors: list[Door] = []
+        if self.config.http.enabled:
+            from tokenginx.transport.http.door import HTTPDoor
+
+            doors.append(HTTPDoor(self))
+        return doors
 
     def stop(self) -> None:
         """Ask the server to shut down; safe from signal handlers and other threads."""
@@ -163,6 +190,12 @@ class Server:
         # 1. stop accepting
         for listener in self._listeners:
             listener.close()
+        for door in reversed(self.doors):
+            try:
+                await door.stop()
+            except Exception:
+                log.exception("stopping the %s door failed", door.name)
+        self.doors.clear()
         # 2. let each connection flush its queued replies, then close it
         for conn in list(self._connections):
             if conn.transport is not None:
@@ -195,6 +228,14 @@ class Server:
     @property
     def port(self) -> int:
         return self.state.listening_ports.get("resp", 0)
+
+    @property
+    def http_port(self) -> int:
+        return self.state.listening_ports.get("http", 0)
+
+    @property
+    def grpc_port(self) -> int:
+        return self.state.listening_ports.get("grpc", 0)
 
     # -- periodic work -------------------------------------------------------------------
     def _schedule_expire_cycle(self, soon: bool = False) -> None:

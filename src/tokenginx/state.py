@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tokenginx.clock import MsClock, system_ms
 from tokenginx.commands.table import CommandTable
 from tokenginx.config import Config
+from tokenginx.gate.auth import auth_required
 from tokenginx.pubsub import KeyspaceNotifier, PubSubHub
 from tokenginx.storage.memory import MemoryKeyspace
 
@@ -95,11 +96,25 @@ class ServerState:
         """Derived from per-command counters, so the hot path counts only once."""
         return sum(c.calls for c in self.table.all_with_subcommands())
 
+    def uptime_seconds(self) -> int:
+        return int(time.monotonic() - self.stats.started_monotonic)
+
+    def stats_snapshot(self) -> dict[str, int]:
+        """The statistics every door reports (HTTP ``/api/v1/stats``, gRPC ``GetStats``)."""
+        return {
+            "total_keys": self.keyspace.total_keys(),
+            "memory_used_bytes": self.keyspace.used_memory(),
+            "total_commands_processed": self.commands_processed(),
+            "instantaneous_ops_per_sec": self.stats.instantaneous_ops(),
+            "connected_clients": len(self.clients),
+            "uptime_seconds": self.uptime_seconds(),
+        }
+
     def next_client_id(self) -> int:
         return next(self._client_ids)
 
     def auth_required(self) -> bool:
-        return bool(self.config.server.requirepass)
+        return auth_required(self.config)
 
     def register(self, client: Client) -> None:
         self.clients[client.id] = client

@@ -66,3 +66,34 @@ def test_validation():
         Config.load(env={}, overrides={"server.tcp_addr": "nohostport"})
     with pytest.raises(ConfigError):
         Config.load(env={}, overrides={"cache.eviction_policy": "lfu"})
+
+
+def test_nested_protocol_sections_from_yaml_env_and_overrides(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("protocols:\n  oauth:\n    default_token_ttl: 120\n  cas:\n    key_prefix: sso\n")
+    c = Config.load(
+        path,
+        env={"TOKENGINX_PROTOCOLS_SAML_DEFAULT_SESSION_TTL": "60"},
+        overrides={"protocols.cas.default_st_ttl": "30"},
+    )
+    assert c.protocols.oauth.default_token_ttl == 120
+    assert c.protocols.cas.key_prefix == "sso"
+    assert c.protocols.saml.default_session_ttl == 60
+    assert c.protocols.cas.default_st_ttl == 30
+    keys = c.keys()
+    assert "protocols.oauth.default_code_ttl" in keys
+    assert c.get("protocols.oauth.default_refresh_token_ttl") == 2592000
+
+
+def test_nested_unknown_keys_and_bad_values_are_errors(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("protocols:\n  oauth:\n    default_tokn_ttl: 120\n")
+    with pytest.raises(ConfigError, match="protocols.oauth.default_tokn_ttl"):
+        Config.load(path, env={})
+    with pytest.raises(ConfigError, match="is a section"):
+        Config.load(env={}, overrides={"protocols.oauth": "x"})
+    with pytest.raises(ConfigError, match="must be positive"):
+        Config.load(env={}, overrides={"protocols.cas.default_st_ttl": 0})
+    c = Config.load(env={"TOKENGINX_SECURITY_API_KEYS": "k1,k2", "TOKENGINX_HTTP_CORS_ORIGINS": "*"})
+    assert c.security.api_keys == ["k1", "k2"]
+    assert c.http.cors_origins == ["*"]

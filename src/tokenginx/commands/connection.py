@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
-
 from tokenginx.client import Client
 from tokenginx.commands.args import parse_int
 from tokenginx.commands.table import CommandGroup
-from tokenginx.errors import CommandError, WrongPassError, syntax_error
+from tokenginx.errors import CommandError, syntax_error
+from tokenginx.gate.auth import auth_required, check_password
 from tokenginx.replies import OK, PONG, Status, Verbatim
 from tokenginx.version import REDIS_COMPAT_VERSION, __version__
 
@@ -58,29 +57,12 @@ def reset(client: Client, argv: list[bytes]) -> object:
     return Status(b"RESET")
 
 
-def check_password(client: Client, username: bytes, password: bytes) -> None:
-    """Authenticate ``client`` or raise. Only the ``default`` user exists until ACLs."""
-    required = client.state.config.server.requirepass
-    if username != b"default":
-        raise WrongPassError()
-    if not required:
-        # Redis: AUTH with no password configured is an error for the 1-arg form only.
-        client.authenticated = True
-        client.update_restricted()
-        return
-    if not hmac.compare_digest(password, required.encode()):
-        raise WrongPassError()
-    client.authenticated = True
-    client.user = "default"
-    client.update_restricted()
-
-
 @command("auth", -2, "no_auth fast pubsub_ok", acl=_CONN, summary="Authenticates the connection.")
 def auth(client: Client, argv: list[bytes]) -> object:
     if len(argv) > 3:
         raise syntax_error()
     if len(argv) == 2:
-        if not client.state.config.server.requirepass:
+        if not auth_required(client.state.config):
             raise CommandError(
                 "ERR AUTH <password> called without any password configured for the default "
                 "user. Are you sure your configuration is correct?"

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenginx.client import Client
 from tokenginx.commands.table import Command
 from tokenginx.errors import CommandError, NoAuthError, wrong_arity
 from tokenginx.replies import QUEUED, Push, Status
-from tokenginx.state import ServerState
+
+if TYPE_CHECKING:
+    from tokenginx.state import ServerState
 
 log = logging.getLogger("tokenginx.gate")
 

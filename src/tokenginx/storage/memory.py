@@ -270,6 +270,8 @@ class Database:
         if ks.journal is not None:
             ks.journal.mark(self.id, key)
         if ks.events.active:
+            if old is None:  # Redis signals "new" (class n) before the command's event
+                ks.events.emit(self.id, key, "new", ev.NEW)
             ks.events.emit(self.id, key, event, ev.STRING)
             if expire_at is not None:
                 ks.events.emit(self.id, key, "expire", ev.GENERIC)

@@ -168,7 +168,7 @@ def test_events_are_emitted(ks, clock):
     db.set_string(b"k", b"v", expire_at=clock() + 5)
     clock.advance(5)
     db.lookup(b"k")
-    assert events == [(0, b"k", "set"), (0, b"k", "expire"), (0, b"k", "expired")]
+    assert events == [(0, b"k", "new"), (0, b"k", "set"), (0, b"k", "expire"), (0, b"k", "expired")]
 
 
 def test_volatile_ttl_eviction(clock):
