@@ -226,6 +226,11 @@ class Server:
         log.info("server stopped", extra={"event": "stopped"})
 
     @property
+    def stopping(self) -> bool:
+        """True once a shutdown was asked for (health checks answer 503 from then on)."""
+        return self._stop_requested
+
+    @property
     def port(self) -> int:
         return self.state.listening_ports.get("resp", 0)
 

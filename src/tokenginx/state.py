@@ -47,6 +47,9 @@ class Stats:
     # instantaneous ops/sec: samples of (monotonic time, commands_processed)
     ops_samples: deque = field(default_factory=lambda: deque(maxlen=16))
     pubsub_clients_killed: int = 0
+    # Commands run by doors other than RESP, by (door, command); RESP's share is the
+    # command's total minus these (keeps the RESP hot path free of the bookkeeping).
+    door_calls: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def count_error(self, prefix: str) -> None:
         self.error_replies += 1

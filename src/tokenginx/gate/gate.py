@@ -120,6 +120,10 @@ class Gate:
         dt = _perf_ns() - t0
         cmd.calls += 1
         cmd.usec_ns += dt
+        if client.kind != "resp":
+            key = (client.kind, cmd.full_name)
+            door_calls = self.stats.door_calls
+            door_calls[key] = door_calls.get(key, 0) + 1
         if dt > self.slow_ns >= 0:
             self.state.add_slowlog(dt // 1000, redact(argv), client)
         if self.monitors:

@@ -1,22 +1,174 @@
-"""Placeholder app while the REST API is being written."""
+"""The ASGI application of the HTTP door: REST API, events, metrics, OpenAPI and docs.
+
+Routes come from :class:`~tokenginx.transport.http.endpoints.Endpoint` declarations
+(one list for routing and for the OpenAPI document). Each endpoint is wrapped once
+with what every request needs: error envelope, metrics, and never a bare 500 for bad
+input.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+import uuid
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenginx.transport.http import api_events, api_sessions, api_system
+from tokenginx.transport.http.calls import Door
+from tokenginx.transport.http.endpoints import Endpoint, Handler
+from tokenginx.transport.http.envelope import ApiError, error_response, json_response
+from tokenginx.transport.http.metrics import CONTENT_TYPE, Metrics
+from tokenginx.transport.http.openapi import document
 
 if TYPE_CHECKING:
     from tokenginx.server import Server
 
+log = logging.getLogger("tokenginx.http")
+
+_REQUEST_ID_MAX = 200
+
+
+class RequestIdMiddleware:
+    """Echo ``X-Request-ID`` (or make one) on every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                if 0 < len(value) <= _REQUEST_ID_MAX and value.isascii() and value.isprintable():
+                    rid = value
+                break
+        if not rid:
+            rid = uuid.uuid4().hex.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def wrap(ep: Endpoint, metrics: Metrics) -> Handler:
+    """The endpoint's handler with the error envelope and request metrics around it."""
+    handler, method, route = ep.handler, ep.method, ep.path
+    observe = metrics.observe_http
+    clock = time.perf_counter
+
+    async def endpoint(request: Request) -> Response:
+        t0 = clock()
+        try:
+            response = await handler(request)
+        except ApiError as e:
+            response = error_response(e)
+        except Exception:
+            log.exception("%s %s failed", method, route)
+            response = error_response(ApiError(500, "INTERNAL_ERROR", "Internal server error"))
+        observe(method, route, response.status_code, clock() - t0)
+        return response
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+    code = codes.get(exc.status_code, "INVALID_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR")
+    message = {404: "No such endpoint", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+    return error_response(ApiError(exc.status_code, code, message, headers=exc.headers))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
+    return error_response(ApiError(500, "INTERNAL_ERROR", "Internal server error"))
+
+
+def build_endpoints(door: Door) -> list[Endpoint]:
+    return [*api_sessions.build(door), *api_system.build(door), *api_events.build(door)]
+
 
 def build_app(server: Server) -> Starlette:
-    async def health(request):  # type: ignore[no-untyped-def]
-        return JSONResponse({"status": "healthy"})
+    door = Door(server)
+    config = server.config
+    metrics = Metrics(server.state)
+    endpoints = build_endpoints(door)
 
-    app = Starlette(routes=[Route("/health", health)])
+    openapi_cache: dict[str, bytes] = {}
+
+    async def openapi(request: Request) -> Response:
+        if "doc" not in openapi_cache:
+            from tokenginx.transport.http.envelope import dumps
+
+            openapi_cache["doc"] = dumps(document(endpoints, server.state.auth_required()))
+        return Response(openapi_cache["doc"], media_type="application/json")
+
+    async def docs(request: Request) -> Response:
+        page = resources.files("tokenginx.transport.http").joinpath("docs.html").read_text("utf-8")
+        return HTMLResponse(page)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            door.client(request)
+        except ApiError as e:
+            return error_response(e)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def root(request: Request) -> Response:
+        return json_response({"name": "tokenginx", "api": "/api/v1", "openapi": "/openapi.json",
+                              "docs": "/docs" if config.http.docs else None})
+
+    routes = [Route(ep.path, wrap(ep, metrics), methods=[ep.method]) for ep in _ordered(endpoints)]
+    routes += [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/", root, methods=["GET"]),
+    ]
+    if config.http.docs:
+        routes.append(Route("/docs", docs, methods=["GET"]))
+
+    middleware = [Middleware(RequestIdMiddleware)]
+    if config.http.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=config.http.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                expose_headers=["X-Request-ID"],
+                max_age=600,
+            )
+        )
+    middleware.append(Middleware(GZipMiddleware, minimum_size=config.http.gzip_min_bytes))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
     app.state.stopping = asyncio.Event()
+    app.state.endpoints = endpoints
+    app.state.metrics = metrics
     return app
+
+
+def _ordered(endpoints: list[Endpoint]) -> list[Endpoint]:
+    """HEAD routes first: Starlette answers HEAD with a GET route of the same path."""
+    return sorted(endpoints, key=lambda ep: ep.method != "HEAD")
