@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokenginx.clock import MsClock, system_ms
 from tokenginx.commands import ALL_GROUPS
@@ -95,15 +95,15 @@ class Server:
         finally:
             await self.shutdown()
 
-    def _start_persistence(self) -> None:
-        """Load the data directory (before any client can connect) and start the log."""
+    def _open_persistence(self) -> Any:
+        """The persistence manager for the data directory, not yet loaded (None if off)."""
         pcfg = self.config.persistence
         if not pcfg.enabled:
-            return
+            return None
         from tokenginx.config import data_dir
         from tokenginx.storage.persistence.manager import Persistence
 
-        persistence = Persistence(
+        return Persistence(
             self.state.keyspace,
             data_dir(self.config),
             fsync=pcfg.fsync,
@@ -111,22 +111,44 @@ class Server:
             snapshot_min_log_bytes=pcfg.snapshot_min_log_mb * 1024 * 1024,
             snapshot_growth_ratio=pcfg.snapshot_growth_ratio,
         )
-        self.state.loading = True
+
+    async def _load(self, persistence: Any) -> None:
+        """Recover the data directory in a worker thread while the doors already answer:
+        meanwhile commands get ``-LOADING`` and health checks 503, as with Redis."""
+        self.gate.set_loading(True)
         try:
-            persistence.recover()
+            await asyncio.get_running_loop().run_in_executor(None, persistence.recover)
         finally:
-            self.state.loading = False
+            self.gate.set_loading(False)
         journal = persistence.start(asyncio.get_running_loop().call_soon)
         journal.on_error_change = self.gate.update_guard
         self.state.persistence = persistence
         self.state.last_save = persistence.status.last_save
 
     async def start(self) -> None:
-        self._start_persistence()
+        persistence = self._open_persistence()
+        if persistence is not None:
+            self.gate.set_loading(True)  # from the first accepted connection on
+        try:
+            await self._listen()
+            if persistence is not None:
+                await self._load(persistence)
+        except BaseException:
+            await self._close_listeners()
+            raise
         # Everything alive now (imports, the recovered dataset) is long-lived: keep it
         # out of the cyclic GC's full passes, which would otherwise walk every loaded
         # hash and set (and touch their pages while a snapshot child runs).
         gc.freeze()
+        self._schedule_expire_cycle()
+        self._tasks.append(asyncio.create_task(self._cron(), name="tokenginx-cron"))
+        log.info(
+            "server started",
+            extra={"event": "started", "ports": dict(self.state.listening_ports), "pid": self.state.pid},
+        )
+        self.ready.set()
+
+    async def _listen(self) -> None:
         cfg = self.config.server
         host, port = parse_addr(cfg.tcp_addr, "server.tcp_addr")
         loop = asyncio.get_running_loop()
@@ -154,13 +176,16 @@ class Server:
         for door in self._build_doors():
             self.state.listening_ports[door.name] = await door.start()
             self.doors.append(door)
-        self._schedule_expire_cycle()
-        self._tasks.append(asyncio.create_task(self._cron(), name="tokenginx-cron"))
-        log.info(
-            "server started",
-            extra={"event": "started", "port": port, "binds": [h for h, _ in binds], "pid": self.state.pid},
-        )
-        self.ready.set()
+
+    async def _close_listeners(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        for door in reversed(self.doors):
+            try:
+                await door.stop()
+            except Exception:
+                log.exception("stopping the %s door failed", door.name)
+        self.doors.clear()
 
     def _build_doors(self) -> list[Door]:
         doors: list[Door] = []
@@ -187,15 +212,8 @@ class Server:
 
     async def shutdown(self) -> None:
         log.info("shutting down", extra={"event": "stopping", "clients": len(self._connections)})
-        # 1. stop accepting
-        for listener in self._listeners:
-            listener.close()
-        for door in reversed(self.doors):
-            try:
-                await door.stop()
-            except Exception:
-                log.exception("stopping the %s door failed", door.name)
-        self.doors.clear()
+        # 1. stop accepting (and finish the HTTP and gRPC doors' requests)
+        await self._close_listeners()
         # 2. let each connection flush its queued replies, then close it
         for conn in list(self._connections):
             if conn.transport is not None:

@@ -117,7 +117,7 @@ def hello(client: Client, argv: list[bytes]) -> object:
     }
 
 
-@command("select", 2, "fast", acl=_CONN, summary="Changes the selected database.")
+@command("select", 2, "loading stale fast", acl=_CONN, summary="Changes the selected database.")
 def select(client: Client, argv: list[bytes]) -> object:
     try:
         index = parse_int(argv[1])

@@ -39,6 +39,15 @@ def unknown_command(argv: list[bytes]) -> CommandError:
     )
 
 
+LOADING = CommandError("LOADING TokenginX is loading the dataset in memory")
+
+
+def _allowed_while_loading(cmd: Command, argv: list[bytes]) -> bool:
+    if cmd.subcommands is not None and len(argv) >= 2:
+        cmd = cmd.subcommands.get(argv[1].lower(), cmd)
+    return "loading" in cmd.flags or cmd.no_auth
+
+
 def _printable(b: Any) -> str:
     if not isinstance(b, bytes):
         return str(b)
@@ -71,6 +80,12 @@ class Gate:
         if cmd.denyoom and self.keyspace.max_memory:
             self.keyspace.ensure_memory()
 
+    def set_loading(self, loading: bool) -> None:
+        """While loading, only commands flagged ``loading`` (INFO, PING-free handshakes,
+        CONFIG …) run; the rest answer ``-LOADING`` as Redis does."""
+        self.state.loading = loading
+        self._by_bytes = {} if loading else self.table._by_bytes
+
     def set_slowlog_threshold(self, us: int) -> None:
         self.slow_ns = us * 1000 if us >= 0 else -1
 
@@ -82,9 +97,13 @@ class Gate:
         """
         cmd = self._by_bytes.get(argv[0])
         if cmd is None:
+            # The slow path: other spellings, unknown commands, and every command while
+            # loading (set_loading empties the fast table so the check costs nothing later).
             cmd = self.table.lookup(argv[0])
             if cmd is None:
                 return self._reject(client, None, unknown_command(argv))
+            if self.state.loading and not _allowed_while_loading(cmd, argv):
+                return self._reject(client, cmd, LOADING)
         n = len(argv)
         if cmd.subcommands is not None and n >= 2:
             cmd = self._subcommand(client, cmd, argv)

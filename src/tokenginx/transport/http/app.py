@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tokenginx.transport.http import api_events, api_sessions, api_system
+from tokenginx.transport.http import api_events, api_sessions, api_sso, api_system
 from tokenginx.transport.http.calls import Door
 from tokenginx.transport.http.endpoints import Endpoint, Handler
 from tokenginx.transport.http.envelope import ApiError, error_response, json_response
@@ -103,7 +103,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def build_endpoints(door: Door) -> list[Endpoint]:
-    return [*api_sessions.build(door), *api_system.build(door), *api_events.build(door)]
+    return [
+        *api_sessions.build(door),
+        *api_sso.build(door),
+        *api_system.build(door),
+        *api_events.build(door),
+    ]
 
 
 def build_app(server: Server) -> Starlette:
