@@ -18,6 +18,7 @@ Things the samples need that they do not say, handled here without editing them:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import linecache
@@ -25,6 +26,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -35,12 +37,13 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import RunningServer, start_tokenginx, stop_process
+from tests.conftest import RunningServer, free_port, start_tokenginx, stop_process
 
 # A verbatim copy of ../shared/seeds/000_20c8f07ac90adcd1.txt, kept in the repository so
 # CI (a clean clone, without shared/ beside it) runs the samples too.
 SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seeds" / "000_20c8f07ac90adcd1.txt"
 PORT = 6380  # hard-coded in every sample
+HTTP_PORT = 8080  # the HTTP client sample's BASE_URL
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated:DeprecationWarning")
 
@@ -90,12 +93,13 @@ def _port_in_use(port: int) -> str | None:
 
 @pytest.fixture(scope="module")
 def server_6380() -> Iterator[RunningServer]:
-    busy = _port_in_use(PORT)
-    if busy:
-        pytest.fail(f"{busy}. The seed samples hard-code localhost:{PORT}; stop whatever "
-                    f"listens there (a local redis-server or tokenginx-server?) and rerun.")
+    for port in (PORT, HTTP_PORT):
+        busy = _port_in_use(port)
+        if busy:
+            pytest.fail(f"{busy}. The seed samples hard-code localhost:{port}; stop whatever "
+                        f"listens there (a local redis-server or tokenginx-server?) and rerun.")
     try:
-        srv = start_tokenginx(port=PORT)
+        srv = start_tokenginx(port=PORT, http_port=HTTP_PORT)
     except RuntimeError as e:
         pytest.fail(f"could not start tokenginx-server on port {PORT}: {e}")
     yield srv
@@ -377,12 +381,87 @@ def test_flask_sample(seed_client: redis.Redis, monkeypatch: pytest.MonkeyPatch)
         tokenginx_client.close()
 
 
-def test_every_redis_sample_is_covered() -> None:
-    """A new redis-py sample in the seed should get a test here (FastAPI is not covered:
-    it needs fastapi, which is not a test dependency)."""
+# -- HTTP/REST client ---------------------------------------------------------------------
+HTTP_CLIENT = "class TokenginxClient:"
+
+
+def test_http_client_sample(seed_client: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The requests-based client against the REST API on 8080; it runs its own example."""
+    ns = run_sample(HTTP_CLIENT, "http_client", monkeypatch)
+    assert capsys.readouterr().out == "User: john_doe\n"
+    assert seed_client.exists("oauth:token:abc123") == 0  # its delete_session worked
+
+    client = ns["client"]
+    client.set_session("session:xyz", {"user_id": "u1", "roles": ["admin"]}, ttl=120)
+    # decisions.md §10: an object written over HTTP is JSON text over RESP ...
+    assert json.loads(seed_client.get("session:xyz")) == {"user_id": "u1", "roles": ["admin"]}
+    assert 118 <= seed_client.ttl("session:xyz") <= 120
+    assert client.exists("session:xyz") is True
+    # ... and JSON written with redis-py reads back over HTTP as an object
+    seed_client.setex("oauth:token:py", 60, json.dumps({"username": "py_user"}))
+    assert client.get_session("oauth:token:py")["value"] == {"username": "py_user"}
+    assert client.get_session("oauth:token:missing") is None
+    assert client.delete_session("session:xyz") == {"status": "success", "message": "Session deleted"}
+    assert client.exists("session:xyz") is False
+    client.session.close()
+
+
+# -- FastAPI ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free port (in a thread); yields its base URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None,
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_fastapi_sample(seed_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    ns = run_sample("app = FastAPI()", "fastapi_app", monkeypatch)
+    try:
+        with serve_asgi(ns["app"]) as url, httpx.Client(base_url=url, timeout=10) as http:
+            assert http.post("/api/login", params={"username": "admin", "password": "nope"}).status_code == 401
+            login = http.post("/api/login", params={"username": "admin", "password": "password"})
+            assert login.status_code == 200
+            body = login.json()
+            assert body["token_type"] == "bearer" and body["expires_in"] == 3600
+            token = body["token"]
+            stored = json.loads(seed_client.get(f"oauth:token:{token}"))
+            assert stored == {"user_id": "user123", "username": "admin", "roles": ["admin"]}
+            assert 3599 <= seed_client.ttl(f"oauth:token:{token}") <= 3600
+
+            auth = {"Authorization": f"Bearer {token}"}
+            profile = http.get("/api/profile", headers=auth)
+            assert profile.status_code == 200
+            assert profile.json() == {"user_id": "user123", "username": "admin", "roles": ["admin"]}
+            assert http.post("/api/logout", headers=auth).json() == {"message": "Logged out successfully"}
+            assert seed_client.exists(f"oauth:token:{token}") == 0
+            assert http.get("/api/profile", headers=auth).status_code == 401
+    finally:
+        ns["tokenginx"].close()
+
+
+def test_every_sample_is_covered() -> None:
+    """A new redis-py or HTTP sample in the seed should get a test here."""
     covered = [QUICKSTART, "max_connections=50", "async def async_example", ERROR_HANDLING,
                "class OAuth2TokenStore", "class TokenginxSessionStore(SessionBase)",
-               "app = Flask(__name__)", "app = FastAPI()"]
-    redis_blocks = [b for b in python_blocks() if "import redis" in b]
-    uncovered = [b.splitlines()[0] for b in redis_blocks if not any(m in b for m in covered)]
-    assert not uncovered, f"seed 000 has redis-py samples without a test: {uncovered}"
+               "app = Flask(__name__)", "app = FastAPI()", HTTP_CLIENT]
+    blocks = [b for b in python_blocks() if "import redis" in b or "import requests" in b]
+    uncovered = [b.splitlines()[0] for b in blocks if not any(m in b for m in covered)]
+    assert not uncovered, f"seed 000 has samples without a test: {uncovered}"

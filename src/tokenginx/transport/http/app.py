@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from importlib import resources
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tokenginx.http")
 
-_REQUEST_ID_MAX = 200
+# Echoed only when it is a sane token: visible ASCII, bounded (no header injection).
+_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,200}")
 
 
 class RequestIdMiddleware:
@@ -53,7 +55,7 @@ class RequestIdMiddleware:
         rid = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                if 0 < len(value) <= _REQUEST_ID_MAX and value.isascii() and value.isprintable():
+                if _REQUEST_ID.fullmatch(value):
                     rid = value
                 break
         if not rid:
