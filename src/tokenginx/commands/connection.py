@@ -140,23 +140,23 @@ def _valid_name(name: bytes) -> bytes:
     return name
 
 
-@sub("client", "id", 2, acl=_CONN, summary="Returns the unique client ID of the connection.", since="5.0.0")
+@sub("client", "id", 2, "noscript loading stale", acl=_CONN, summary="Returns the unique client ID of the connection.", since="5.0.0")
 def client_id(client: Client, argv: list[bytes]) -> int:
     return client.id
 
 
-@sub("client", "setname", 3, acl="connection slow", summary="Sets the connection name.", since="2.6.9")
+@sub("client", "setname", 3, "noscript loading stale", acl="connection slow", summary="Sets the connection name.", since="2.6.9")
 def client_setname(client: Client, argv: list[bytes]) -> object:
     client.name = _valid_name(argv[2])
     return OK
 
 
-@sub("client", "getname", 2, acl=_CONN, summary="Returns the name of the connection.", since="2.6.9")
+@sub("client", "getname", 2, "noscript loading stale", acl=_CONN, summary="Returns the name of the connection.", since="2.6.9")
 def client_getname(client: Client, argv: list[bytes]) -> bytes | None:
     return client.name or None
 
 
-@sub("client", "setinfo", 4, acl="connection slow", summary="Sets information specific to the client or connection.", since="7.2.0")
+@sub("client", "setinfo", 4, "noscript loading stale", acl="connection slow", summary="Sets information specific to the client or connection.", since="7.2.0")
 def client_setinfo(client: Client, argv: list[bytes]) -> object:
     attr = argv[2].lower()
     value = argv[3]
@@ -215,18 +215,18 @@ def _client_filter(client: Client, argv: list[bytes], start: int) -> list[Client
     return clients
 
 
-@sub("client", "list", -2, acl="admin slow dangerous connection", summary="Lists open connections.", since="2.4.0", complexity="O(N)")
+@sub("client", "list", -2, "noscript loading stale", acl="admin slow dangerous connection", summary="Lists open connections.", since="2.4.0", complexity="O(N)")
 def client_list(client: Client, argv: list[bytes]) -> Verbatim:
     clients = _client_filter(client, argv, 2)
     return Verbatim("".join(c.describe() + "\n" for c in clients).encode())
 
 
-@sub("client", "info", 2, acl=_CONN, summary="Returns information about the connection.", since="6.2.0")
+@sub("client", "info", 2, "noscript loading stale", acl=_CONN, summary="Returns information about the connection.", since="6.2.0")
 def client_info(client: Client, argv: list[bytes]) -> Verbatim:
     return Verbatim((client.describe() + "\n").encode())
 
 
-@sub("client", "kill", -3, acl="admin slow dangerous connection", summary="Terminates open connections.", since="2.4.0", complexity="O(N)")
+@sub("client", "kill", -3, "noscript loading stale", acl="admin slow dangerous connection", summary="Terminates open connections.", since="2.4.0", complexity="O(N)")
 def client_kill(client: Client, argv: list[bytes]) -> object:
     if len(argv) == 3:  # old form: CLIENT KILL addr:port
         target = argv[2].decode("utf-8", "replace")
@@ -251,13 +251,13 @@ def _kill(caller: Client, victims: list[Client]) -> None:
             v.close()
 
 
-@sub("client", "no-evict", 3, acl="admin slow dangerous connection", summary="Sets the client eviction mode of the connection.", since="7.0.0")
+@sub("client", "no-evict", 3, "noscript loading stale", acl="admin slow dangerous connection", summary="Sets the client eviction mode of the connection.", since="7.0.0")
 def client_no_evict(client: Client, argv: list[bytes]) -> object:
     client.no_evict = _on_off(argv[2])
     return OK
 
 
-@sub("client", "no-touch", 3, acl="slow connection", summary="Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", since="7.2.0")
+@sub("client", "no-touch", 3, "noscript loading stale", acl="slow connection", summary="Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", since="7.2.0")
 def client_no_touch(client: Client, argv: list[bytes]) -> object:
     client.no_touch = _on_off(argv[2])
     return OK

@@ -44,7 +44,10 @@ LOADING = CommandError("LOADING TokenginX is loading the dataset in memory")
 
 def _allowed_while_loading(cmd: Command, argv: list[bytes]) -> bool:
     if cmd.subcommands is not None and len(argv) >= 2:
-        cmd = cmd.subcommands.get(argv[1].lower(), cmd)
+        sub = cmd.subcommands.get(argv[1].lower())
+        if sub is None:
+            return True  # answered "unknown subcommand", as Redis does while loading
+        cmd = sub
     return "loading" in cmd.flags or cmd.no_auth
 
 

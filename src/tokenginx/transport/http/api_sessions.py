@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -23,9 +24,18 @@ from tokenginx.transport.http.endpoints import (
 from tokenginx.transport.http.envelope import invalid, json_response, not_found, success
 from tokenginx.transport.http.values import BASE64, decode_value, encode_value, text
 
+KEY_TYPES = ("string", "hash", "set")
+
 
 def rfc3339(ms: int) -> str:
+    seconds = ms // 1000
+    if 0 <= seconds < _YEAR_10000:  # time.gmtime is twice as fast as datetime.strftime
+        return _RFC3339(*time.gmtime(seconds)[:6])
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_RFC3339 = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format
+_YEAR_10000 = 253402300800  # Unix seconds of 10000-01-01: datetime's range ends before it
 
 
 def expiry_fields(now_ms: int, pttl: int) -> dict[str, Any]:
@@ -52,8 +62,8 @@ def _set_argv(key: bytes, value: bytes, ttl: int) -> list[bytes]:
 def _value_in(body: dict[str, Any], prefix: str = "") -> bytes:
     if "value" not in body:
         raise invalid(prefix + "value", "is required")
-    encoding = body.get("encoding")
-    if encoding not in (None, "json", BASE64):
+    encoding = body.get("encoding", "json")
+    if encoding not in ("json", BASE64):
         raise invalid(prefix + "encoding", "must be 'json' or 'base64'")
     try:
         return encode_value(body["value"], encoding)
@@ -178,7 +188,9 @@ def build(door: Door) -> list[Endpoint]:
         count = _query_int(q.get("count"), "count", 100, 1, 10000)
         argv = [b"SCAN", str(cursor).encode(), b"MATCH", pattern.encode(), b"COUNT", str(count).encode()]
         kind = q.get("type")
-        if kind:
+        if kind is not None:
+            if kind not in KEY_TYPES:
+                raise invalid("type", "must be one of " + ", ".join(KEY_TYPES))
             argv += [b"TYPE", kind.encode()]
         client = door.client(request)
         next_cursor, keys = door.call(client, *argv)
@@ -266,7 +278,7 @@ def build(door: Door) -> list[Endpoint]:
                 {"name": "pattern", "in": "query", "schema": {"type": "string", "default": "*"}},
                 {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
                 {"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}},
-                {"name": "type", "in": "query", "schema": {"enum": ["string", "hash", "set"]}},
+                {"name": "type", "in": "query", "schema": {"enum": list(KEY_TYPES)}},
             ],
             responses={200: ("A page of keys; cursor 0 means the end", success_of(obj(
                 {"cursor": {"type": "integer", "minimum": 0}, "keys": {"type": "array", "items": STR}},

@@ -9,6 +9,7 @@ keyspace events behave identically whichever door was used.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -37,8 +38,15 @@ class Door:
         addr = f"{peer[0]}:{peer[1]}" if peer else ""
         client = Client(self.state, kind="http", addr=addr)
         if not client.authenticated:
-            headers = request.headers
-            if not authenticate_header(client, headers.get("authorization"), headers.get("x-api-key")):
+            # The first of each header, as Headers.get gives it, without building Headers.
+            authorization = api_key = None
+            for name, value in request.scope["headers"]:
+                if name == b"authorization":
+                    if authorization is None:
+                        authorization = value.decode("latin-1")
+                elif name == b"x-api-key" and api_key is None:
+                    api_key = value.decode("latin-1")
+            if not authenticate_header(client, authorization, api_key):
                 raise unauthorized()
         return client
 
@@ -49,8 +57,8 @@ class Door:
             raise from_command_error(reply)
         return reply
 
-    async def json_body(self, request: Request) -> dict[str, Any]:
-        """The request body as a JSON object, within the size limit (413 beyond it)."""
+    async def raw_body(self, request: Request) -> bytes:
+        """The request body, within the size limit (413 beyond it, even when streamed)."""
         length = request.headers.get("content-length")
         if length is not None:
             try:
@@ -66,27 +74,35 @@ class Door:
             if size > self.body_limit:
                 raise too_large(self.body_limit)
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not raw:
-            raise invalid("body", "a JSON object is required")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise invalid("body", f"invalid JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise invalid("body", "must be a JSON object")
-        return body
+        return b"".join(chunks)
+
+    async def json_body(self, request: Request) -> dict[str, Any]:
+        """The request body as a JSON object."""
+        return parse_json_object(await self.raw_body(request))
 
     async def form_or_json(self, request: Request) -> dict[str, Any]:
         """Form fields (RFC 7662/7009 style) or a JSON object, by Content-Type."""
+        raw = await self.raw_body(request)
         ctype = request.headers.get("content-type", "")
-        if ctype.startswith("application/x-www-form-urlencoded"):
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.body_limit:
-                raise too_large(self.body_limit)
-            form = await request.form()
-            return {k: v for k, v in form.items() if isinstance(v, str)}
-        return await self.json_body(request)
+        if ctype.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded":
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise invalid("body", "form data must be UTF-8") from None
+            return dict(parse_qsl(text, keep_blank_values=True))
+        return parse_json_object(raw)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise invalid("body", "a JSON object is required")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise invalid("body", f"invalid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise invalid("body", "must be a JSON object")
+    return body
 
 
 def too_large(limit: int) -> ApiError:
@@ -126,6 +142,8 @@ def opt_int(
     value = body.get(field)
     if value is None:
         return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON has one number type: 3600.0 is the integer 3600
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(prefix + field, "must be an integer")
     if value < minimum:
