@@ -2,15 +2,19 @@
 command table is built from :data:`ALL_GROUPS`."""
 
 from tokenginx.commands import (
+    cas,
     connection,
     hashes,
     introspection,
     keys,
+    oauth,
     persistence,
     pubsub,
+    saml,
     scripting,
     server,
     sets,
+    sso,
     strings,
     transactions,
 )
@@ -28,4 +32,8 @@ ALL_GROUPS: list[CommandGroup] = [
     server.group,
     persistence.group,
     introspection.group,
+    oauth.group,
+    saml.group,
+    cas.group,
+    sso.group,
 ]

@@ -93,5 +93,5 @@ def test_every_route_is_documented_and_every_documented_route_exists(http_server
                 "{user_id}", "u").replace("{token}", "t").replace("{tgt_id}", "TGT-1").replace("{name_id}", "n")
             resp = api.request(method, url, json={})
             assert resp.status_code not in (405, 500), (method, path, resp.text)
-            if resp.status_code == 404:
+            if resp.status_code == 404 and method != "HEAD":
                 assert resp.json()["error"]["message"] != "No such endpoint", (method, path)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from tokenginx.transport.http.calls import Door, opt_int, req_str, str_list
 from tokenginx.transport.http.endpoints import (
     ANY,
+    BASE64_PATTERN,
     INT,
     KEY_IN,
     NULLABLE_TIME,
@@ -19,9 +20,10 @@ from tokenginx.transport.http.endpoints import (
     TTL_IN,
     Endpoint,
     obj,
+    request_obj,
     success_of,
 )
-from tokenginx.transport.http.envelope import invalid, json_response, not_found, success
+from tokenginx.transport.http.envelope import ApiError, invalid, json_response, not_found, success
 from tokenginx.transport.http.values import BASE64, decode_value, encode_value, text
 
 KEY_TYPES = ("string", "hash", "set")
@@ -45,10 +47,17 @@ def expiry_fields(now_ms: int, pttl: int) -> dict[str, Any]:
     return {"ttl": (pttl + 999) // 1000, "expires_at": rfc3339(now_ms + pttl)}
 
 
+# The batch endpoints' names: GET/HEAD/DELETE of these paths answer 405 (their resource
+# is the POST batch operation), so such keys are reachable over RESP only.
+BATCH_NAMES = frozenset({"batch/get", "batch/set", "batch/delete"})
+
+
 def _key(request: Request) -> bytes:
     key = request.path_params["key"]
     if not key:
         raise invalid("key", "must not be empty")
+    if key in BATCH_NAMES:
+        raise ApiError(405, "METHOD_NOT_ALLOWED", "Method not allowed", headers={"Allow": "POST"})
     return key.encode("utf-8", "surrogateescape")
 
 
@@ -62,7 +71,9 @@ def _set_argv(key: bytes, value: bytes, ttl: int) -> list[bytes]:
 def _value_in(body: dict[str, Any], prefix: str = "") -> bytes:
     if "value" not in body:
         raise invalid(prefix + "value", "is required")
-    encoding = body.get("encoding", "json")
+    encoding = body.get("encoding")
+    if encoding is None:
+        encoding = "json"
     if encoding not in ("json", BASE64):
         raise invalid(prefix + "encoding", "must be 'json' or 'base64'")
     try:
@@ -123,7 +134,7 @@ def build(door: Door) -> list[Endpoint]:
     async def set_ttl(request: Request) -> Response:
         key = _key(request)
         body = await door.json_body(request)
-        if "ttl" not in body:
+        if body.get("ttl") is None:
             raise invalid("ttl", "is required")
         ttl = opt_int(body, "ttl", 0) or 0
         client = door.client(request)
@@ -218,6 +229,12 @@ def build(door: Door) -> list[Endpoint]:
         "encoding": {"enum": ["json", "base64"]},
     }
     keys_in = obj({"keys": {"type": "array", "items": KEY_IN}}, ["keys"])
+    session_in = {
+        **request_obj(value_in, ["key", "value"]),
+        # with encoding base64 the value is standard padded base64
+        "if": {"properties": {"encoding": {"const": "base64"}}, "required": ["encoding"]},
+        "then": {"properties": {"value": {"type": "string", "pattern": BASE64_PATTERN}}},
+    }
     sessions_tag = "sessions"
     return [
         Endpoint(
@@ -228,7 +245,7 @@ def build(door: Door) -> list[Endpoint]:
         Endpoint(
             "POST", "/api/v1/sessions/batch/set", batch_set, "Set many sessions", "batch",
             "batchSet",
-            request=obj({"sessions": {"type": "array", "items": obj(value_in, ["key", "value"])}}, ["sessions"]),
+            request=obj({"sessions": {"type": "array", "items": session_in}}, ["sessions"]),
             responses={200: ("Counts", success_of(obj(
                 {"created": INT, "failed": INT,
                  "errors": {"type": "array", "items": obj({"index": INT, "key": STR, "reason": STR})}},
@@ -242,7 +259,7 @@ def build(door: Door) -> list[Endpoint]:
         ),
         Endpoint(
             "POST", "/api/v1/sessions", create, "Create or replace a session", sessions_tag,
-            "createSession", request=obj(value_in, ["key", "value"]),
+            "createSession", request=session_in,
             responses={201: ("Created", success_of(expiry_out, message=True))},
         ),
         Endpoint(
@@ -289,7 +306,7 @@ def build(door: Door) -> list[Endpoint]:
 
 
 def _query_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

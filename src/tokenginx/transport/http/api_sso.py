@@ -26,9 +26,10 @@ from tokenginx.transport.http.endpoints import (
     TTL_IN,
     Endpoint,
     obj,
+    request_obj,
     success_of,
 )
-from tokenginx.transport.http.envelope import invalid, json_response, not_found, success
+from tokenginx.transport.http.envelope import ApiError, invalid, json_response, not_found, success
 
 _TIME_FIELDS = ("created_at", "expires_at")
 
@@ -179,7 +180,13 @@ def build(door: Door) -> list[Endpoint]:
         expires_in = opt_int(body, "expires_in", None, minimum=1)
         argv = [b"CAS.ST.SET", st.encode(), tgt.encode(), service.encode()]
         _opt(argv, b"EXPIRES_IN", expires_in)
-        door.call(door.client(request), *argv)
+        client = door.client(request)
+        try:
+            door.call(client, *argv)
+        except ApiError as e:
+            if "unknown or expired TGT" in e.message:
+                raise not_found("TGT not found (unknown or expired)") from None
+            raise
         data = {"st_id": st, "service": service,
                 "expires_at": expires_at(expires_in, protocols.cas.default_st_ttl)}
         return success(data, "ST stored", 201)
@@ -210,7 +217,7 @@ def build(door: Door) -> list[Endpoint]:
          "token_type": STR, "exp": INT, "iat": INT},
         ["active"],
     )
-    token_in = obj(
+    token_in = request_obj(
         {"access_token": id_in, "token_type": STR, "expires_in": expires_in, "refresh_token": STR,
          "scope": STR, "user_id": STR, "client_id": STR, "metadata": STR_MAP},
         ["access_token"],
@@ -221,8 +228,9 @@ def build(door: Door) -> list[Endpoint]:
          "created_at": NULLABLE_TIME, "expires_at": NULLABLE_TIME},
         ["token_id"],
     )
-    token_ref = obj({"token": id_in, "token_type_hint": {"enum": ["access_token", "refresh_token"]}}, ["token"])
-    saml_in = obj(
+    # RFC 7662 §2.1 / RFC 7009 §2.1: an unknown hint is ignored, the search covers every type
+    token_ref = request_obj({"token": id_in, "token_type_hint": {**STR, "examples": ["access_token", "refresh_token"]}}, ["token"])
+    saml_in = request_obj(
         {"session_index": id_in, "name_id": id_in, "name_id_format": STR, "assertion": STR,
          "expires_in": expires_in, "attributes": {"type": "object"}},
         ["session_index", "name_id", "assertion"],
@@ -272,7 +280,7 @@ def build(door: Door) -> list[Endpoint]:
                  "Every live SAML session of a NameID (for Single Logout)", "saml", "listSAMLSessions",
                  responses={200: ("Sessions", success_of({"type": "array", "items": saml_out}))}),
         Endpoint("POST", "/api/v1/cas/tgts", set_tgt, "Store a ticket-granting ticket", "cas", "setTGT",
-                 request=obj({"tgt_id": id_in, "user_id": id_in, "expires_in": expires_in,
+                 request=request_obj({"tgt_id": id_in, "user_id": id_in, "expires_in": expires_in,
                               "attributes": {"type": "object"}}, ["tgt_id", "user_id"]),
                  responses={201: ("Stored", success_of(obj({"tgt_id": STR, "expires_at": created},
                                                            ["tgt_id", "expires_at"]), message=True))}),
@@ -282,13 +290,13 @@ def build(door: Door) -> list[Endpoint]:
                  "deleteTGT", responses={200: ("Destroyed", success_of(message=True)),
                                          404: ("Unknown or expired", None)}),
         Endpoint("POST", "/api/v1/cas/sts", set_st, "Store a service ticket", "cas", "setST",
-                 request=obj({"st_id": id_in, "tgt_id": id_in, "service": id_in, "expires_in": expires_in},
+                 request=request_obj({"st_id": id_in, "tgt_id": id_in, "service": id_in, "expires_in": expires_in},
                              ["st_id", "tgt_id", "service"]),
                  responses={201: ("Stored", success_of(obj({"st_id": STR, "service": STR, "expires_at": created},
                                                            ["st_id", "service", "expires_at"]), message=True))}),
         Endpoint("POST", "/api/v1/cas/validate", validate_st,
                  "Validate (and consume) a service ticket", "cas", "validateST", form=True,
-                 request=obj({"st_id": id_in, "service": id_in}, ["st_id", "service"]),
+                 request=request_obj({"st_id": id_in, "service": id_in}, ["st_id", "service"]),
                  responses={200: ("The outcome; valid:false for an unknown, used or mismatched ticket",
                                   success_of(validation))}),
         Endpoint("GET", "/api/v1/users/{user_id}/sessions", user_sessions,

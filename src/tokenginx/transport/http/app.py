@@ -111,15 +111,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette lists one route's only)."""
-    allowed: set[str] = set()
+    """The methods of the resource this path names, as the OpenAPI document lists them.
+
+    ``/api/v1/sessions/batch/get`` also matches ``/api/v1/sessions/{key:path}`` (a key
+    named ``batch/get``); the most literal template is the resource the path names.
+    """
+    by_path: dict[str, set[str]] = {}
     for route in request.app.routes:
         match, _ = route.matches({**request.scope, "method": "GET"})
         if match != Match.NONE and getattr(route, "methods", None):
-            allowed |= route.methods
+            by_path.setdefault(route.path, set()).update(route.methods)
+    if not by_path:
+        return []
+    best = max(by_path, key=lambda path: len(_PATH_PARAM.sub("", path)))
+    allowed = by_path[best]
     if "GET" in allowed:
         allowed.add("HEAD")
     return sorted(allowed)
+
+
+_PATH_PARAM = re.compile(r"{[^}]*}")
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

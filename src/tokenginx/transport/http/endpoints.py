@@ -41,6 +41,25 @@ def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: 
     return schema
 
 
+def request_obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """A request body schema: optional fields may also be ``null`` (treated as absent)."""
+    req = set(required or [])
+    props = {name: schema if name in req else nullable(schema) for name, schema in properties.items()}
+    return obj(props, required)
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    if "type" in schema:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        return {**schema, "type": [*kinds, "null"]} if "null" not in kinds else schema
+    return schema  # no type constraint: null is already allowed
+
+
+# Standard base64 with padding, as the server decodes it (validate=True).
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
 STR = {"type": "string"}
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
