@@ -21,6 +21,7 @@ Each adapter owns its connections; one adapter per thread in concurrency tests
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import re
 from abc import ABC, abstractmethod
@@ -203,8 +204,120 @@ class RespDoor(SSODoor):
         return _json(self._call("CAS.ST.VALIDATE", st_id, service))
 
 
+def _epoch(record: Any) -> Any:
+    """HTTP shows times as RFC 3339; the other doors as Unix seconds. Compare as seconds."""
+    if isinstance(record, list):
+        return [_epoch(r) for r in record]
+    if isinstance(record, dict):
+        for name in ("created_at", "expires_at"):
+            value = record.get(name)
+            if isinstance(value, str):
+                record[name] = int(datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    return record
+
+
+class HttpDoor(SSODoor):
+    """The REST endpoints of contract §3.5–3.7 (and the user endpoints), with httpx."""
+
+    name = "http"
+
+    def __init__(self, server: RunningServer) -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}/api/v1", timeout=10)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              missing_ok: bool = False) -> Any:
+        from urllib.parse import quote
+
+        path = "/".join(quote(part, safe="") for part in path.split("/"))  # ids may hold '/'
+        resp = self.http.request(method, path, json=body)
+        if resp.status_code == 404 and missing_ok:
+            return None
+        if resp.status_code >= 400:
+            raise DoorRefused(f"{resp.status_code}: {resp.text}")
+        return resp.json()
+
+    @staticmethod
+    def _body(**fields: Any) -> dict[str, Any]:
+        return {k: v for k, v in fields.items() if v is not None}
+
+    def set_token(self, token_id, user_id, scope, *, expires_in=None, refresh_token=None,
+                  client_id=None, token_type=None, metadata=None):
+        self._call("POST", "oauth/tokens", self._body(
+            access_token=token_id, user_id=user_id, scope=scope, expires_in=expires_in,
+            refresh_token=refresh_token, client_id=client_id, token_type=token_type, metadata=metadata))
+
+    def get_token(self, token_id):
+        reply = self._call("GET", f"oauth/tokens/{token_id}", missing_ok=True)
+        return None if reply is None else _epoch(reply["data"])
+
+    def introspect(self, token, hint=None):
+        return self._call("POST", "oauth/introspect", self._body(token=token, token_type_hint=hint))
+
+    def revoke(self, token, hint=None, cascade=False):
+        body = self._body(token=token, token_type_hint=hint, cascade=True if cascade else None)
+        return self._call("POST", "oauth/revoke", body)["data"]["revoked"]
+
+    def set_code(self, code, client_id, redirect_uri, user_id, scope, *, expires_in=None,
+                 code_challenge=None, code_challenge_method=None):
+        self._call("POST", "oauth/codes", self._body(
+            code=code, client_id=client_id, redirect_uri=redirect_uri, user_id=user_id, scope=scope,
+            expires_in=expires_in, code_challenge=code_challenge, code_challenge_method=code_challenge_method))
+
+    def consume_code(self, code):
+        reply = self._call("POST", f"oauth/codes/{code}/consume", missing_ok=True)
+        return None if reply is None else _epoch(reply["data"])
+
+    def list_user_sessions(self, user_id):
+        return _epoch(self._call("GET", f"users/{user_id}/sessions")["data"])
+
+    def revoke_user(self, user_id):
+        return self._call("DELETE", f"users/{user_id}/sessions")["data"]["revoked"]
+
+    def set_saml_session(self, session_index, name_id, assertion, *, expires_in=None,
+                         name_id_format=None, attributes=None):
+        self._call("POST", "saml/sessions", self._body(
+            session_index=session_index, name_id=name_id, assertion=assertion, expires_in=expires_in,
+            name_id_format=name_id_format, attributes=attributes))
+
+    def get_saml_session(self, session_index):
+        reply = self._call("GET", f"saml/sessions/{session_index}", missing_ok=True)
+        return None if reply is None else _epoch(reply["data"])
+
+    def list_saml_sessions(self, name_id):
+        return _epoch(self._call("GET", f"saml/name-ids/{name_id}/sessions")["data"])
+
+    def del_saml_session(self, session_index):
+        return self._call("DELETE", f"saml/sessions/{session_index}", missing_ok=True) is not None
+
+    def set_tgt(self, tgt_id, user_id, *, expires_in=None, attributes=None):
+        self._call("POST", "cas/tgts", self._body(tgt_id=tgt_id, user_id=user_id,
+                                                  expires_in=expires_in, attributes=attributes))
+
+    def get_tgt(self, tgt_id):
+        reply = self._call("GET", f"cas/tgts/{tgt_id}", missing_ok=True)
+        return None if reply is None else _epoch(reply["data"])
+
+    def del_tgt(self, tgt_id):
+        return self._call("DELETE", f"cas/tgts/{tgt_id}", missing_ok=True) is not None
+
+    def set_st(self, st_id, tgt_id, service, *, expires_in=None):
+        try:
+            self._call("POST", "cas/sts", self._body(st_id=st_id, tgt_id=tgt_id, service=service,
+                                                     expires_in=expires_in))
+        except DoorRefused as e:
+            raise DoorRefused(str(e).replace("TGT not found (unknown or expired)", "unknown or expired TGT")) from None
+
+    def validate_st(self, st_id, service):
+        return self._call("POST", "cas/validate", {"st_id": st_id, "service": service})["data"]
+
+
 # The doors the cross-door suite runs over: name -> adapter factory.
-DOORS: dict[str, Callable[[RunningServer], SSODoor]] = {"resp": RespDoor}
+DOORS: dict[str, Callable[[RunningServer], SSODoor]] = {"resp": RespDoor, "http": HttpDoor}
 
 
 # -- seed 000's OAuth2TokenStore, run unchanged ----------------------------------------------

@@ -110,6 +110,27 @@ def build(door: Door) -> list[Endpoint]:
         # RFC 7009 §2.2: 200 whether or not the token existed
         return json_response({"status": "success", "data": {"revoked": revoked}})
 
+    async def set_code(request: Request) -> Response:
+        body = await door.json_body(request)
+        code = req_str(body, "code")
+        argv = [b"OAUTH.CODE.SET", code.encode()]
+        for field in ("client_id", "redirect_uri", "user_id"):
+            argv.append(req_str(body, field).encode())
+        argv.append(opt_str(body, "scope").encode())
+        expires_in = opt_int(body, "expires_in", None, minimum=1)
+        _opt(argv, b"EXPIRES_IN", expires_in)
+        _opt(argv, b"CODE_CHALLENGE", opt_str(body, "code_challenge"))
+        _opt(argv, b"CODE_CHALLENGE_METHOD", opt_str(body, "code_challenge_method"))
+        _opt(argv, b"NONCE", opt_str(body, "nonce"))
+        door.call(door.client(request), *argv)
+        data = {"code": code, "expires_at": expires_at(expires_in, protocols.oauth.default_code_ttl)}
+        return success(data, "Authorization code stored", 201)
+
+    async def consume_code(request: Request) -> Response:
+        code = request.path_params["code"]
+        reply = door.call(door.client(request), b"OAUTH.CODE.CONSUME", code.encode())
+        return success(record_or_404(reply, "Authorization code"))
+
     # -- SAML --------------------------------------------------------------------------
     async def set_saml(request: Request) -> Response:
         body = await door.json_body(request)
@@ -266,6 +287,19 @@ def build(door: Door) -> list[Endpoint]:
         Endpoint("POST", "/api/v1/oauth/revoke", revoke, "Token revocation (RFC 7009); idempotent", "oauth",
                  "revoke", request=token_ref, form=True,
                  responses={200: ("Revoked (or already gone)", success_of(obj({"revoked": INT})))}),
+        Endpoint("POST", "/api/v1/oauth/codes", set_code, "Store an authorization code (one use)", "oauth",
+                 "setAuthCode",
+                 request=request_obj(
+                     {"code": id_in, "client_id": id_in, "redirect_uri": id_in, "user_id": id_in,
+                      "scope": STR, "expires_in": expires_in, "code_challenge": STR,
+                      "code_challenge_method": {"enum": ["S256", "plain"]}, "nonce": STR},
+                     ["code", "client_id", "redirect_uri", "user_id"]),
+                 responses={201: ("Stored", success_of(obj({"code": STR, "expires_at": created},
+                                                           ["code", "expires_at"]), message=True))}),
+        Endpoint("POST", "/api/v1/oauth/codes/{code}/consume", consume_code,
+                 "Redeem an authorization code: returns it once, then it is gone", "oauth", "consumeAuthCode",
+                 responses={200: ("The code's record", success_of({"type": "object"})),
+                            404: ("Unknown, expired or already used", None)}),
         Endpoint("POST", "/api/v1/saml/sessions", set_saml, "Store a SAML session", "saml",
                  "setSAMLSession", request=saml_in,
                  responses={201: ("Stored", success_of(obj({"session_index": STR, "expires_at": created},
