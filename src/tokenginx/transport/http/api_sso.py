@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tokenginx.transport.http.api_sessions import rfc3339
-from tokenginx.transport.http.calls import Door, opt_int, opt_str, req_str, str_map
+from tokenginx.transport.http.calls import Door, opt_int, opt_object, opt_str, req_str, str_map
 from tokenginx.transport.http.endpoints import (
     BOOL,
     INT,
@@ -25,11 +25,12 @@ from tokenginx.transport.http.endpoints import (
     STR_MAP,
     TTL_IN,
     Endpoint,
+    Handler,
     obj,
     request_obj,
     success_of,
 )
-from tokenginx.transport.http.envelope import ApiError, invalid, json_response, not_found, success
+from tokenginx.transport.http.envelope import ApiError, json_response, not_found, success
 
 _TIME_FIELDS = ("created_at", "expires_at")
 
@@ -63,6 +64,27 @@ def build(door: Door) -> list[Endpoint]:
             raise not_found(f"{what} not found")
         return with_times(orjson.loads(reply))
 
+    def reader(param: str, command: bytes, what: str) -> Handler:
+        """GET of one record by the id in the path."""
+
+        async def read(request: Request) -> Response:
+            ident = request.path_params[param]
+            reply = door.call(door.client(request), command, ident.encode())
+            return success(record_or_404(reply, what))
+
+        return read
+
+    def remover(param: str, command: bytes, what: str, done: str) -> Handler:
+        """DELETE of one record by the id in the path; 404 when there was none."""
+
+        async def remove(request: Request) -> Response:
+            ident = request.path_params[param]
+            if not door.call(door.client(request), command, ident.encode()):
+                raise not_found(f"{what} not found")
+            return success(message=done)
+
+        return remove
+
     # -- OAuth -------------------------------------------------------------------------
     async def set_token(request: Request) -> Response:
         body = await door.json_body(request)
@@ -85,10 +107,8 @@ def build(door: Door) -> list[Endpoint]:
                 "expires_at": expires_at(expires_in, protocols.oauth.default_token_ttl)}
         return success(data, "Token stored", 201)
 
-    async def get_token(request: Request) -> Response:
-        token = request.path_params["token"]
-        reply = door.call(door.client(request), b"OAUTH.TOKEN.GET", token.encode())
-        return success(record_or_404(reply, "Token"))
+
+    get_token = reader("token", b"OAUTH.TOKEN.GET", "Token")
 
     async def introspect(request: Request) -> Response:
         body = await door.form_or_json(request)
@@ -138,9 +158,7 @@ def build(door: Door) -> list[Endpoint]:
         name_id = req_str(body, "name_id")
         assertion = req_str(body, "assertion", allow_empty=True)
         expires_in = opt_int(body, "expires_in", None, minimum=1)
-        attributes = body.get("attributes")
-        if attributes is not None and not isinstance(attributes, dict):
-            raise invalid("attributes", "must be an object")
+        attributes = opt_object(body, "attributes")
         argv = [b"SAML.SESSION.SET", index.encode(), name_id.encode(), assertion.encode()]
         _opt(argv, b"EXPIRES_IN", expires_in)
         _opt(argv, b"NAME_ID_FORMAT", opt_str(body, "name_id_format"))
@@ -150,16 +168,9 @@ def build(door: Door) -> list[Endpoint]:
                 "expires_at": expires_at(expires_in, protocols.saml.default_session_ttl)}
         return success(data, "SAML session stored", 201)
 
-    async def get_saml(request: Request) -> Response:
-        index = request.path_params["session_index"]
-        reply = door.call(door.client(request), b"SAML.SESSION.GET", index.encode())
-        return success(record_or_404(reply, "SAML session"))
 
-    async def del_saml(request: Request) -> Response:
-        index = request.path_params["session_index"]
-        if not door.call(door.client(request), b"SAML.SESSION.DEL", index.encode()):
-            raise not_found("SAML session not found")
-        return success(message="SAML session deleted")
+    get_saml = reader("session_index", b"SAML.SESSION.GET", "SAML session")
+    del_saml = remover("session_index", b"SAML.SESSION.DEL", "SAML session", "SAML session deleted")
 
     async def saml_by_name_id(request: Request) -> Response:
         name_id = request.path_params["name_id"]
@@ -172,9 +183,7 @@ def build(door: Door) -> list[Endpoint]:
         tgt = req_str(body, "tgt_id")
         user = req_str(body, "user_id")
         expires_in = opt_int(body, "expires_in", None, minimum=1)
-        attributes = body.get("attributes")
-        if attributes is not None and not isinstance(attributes, dict):
-            raise invalid("attributes", "must be an object")
+        attributes = opt_object(body, "attributes")
         argv = [b"CAS.TGT.SET", tgt.encode(), user.encode()]
         _opt(argv, b"EXPIRES_IN", expires_in)
         _opt(argv, b"ATTRIBUTES", attributes)
@@ -182,16 +191,9 @@ def build(door: Door) -> list[Endpoint]:
         data = {"tgt_id": tgt, "expires_at": expires_at(expires_in, protocols.cas.default_tgt_ttl)}
         return success(data, "TGT stored", 201)
 
-    async def get_tgt(request: Request) -> Response:
-        tgt = request.path_params["tgt_id"]
-        reply = door.call(door.client(request), b"CAS.TGT.GET", tgt.encode())
-        return success(record_or_404(reply, "TGT"))
 
-    async def del_tgt(request: Request) -> Response:
-        tgt = request.path_params["tgt_id"]
-        if not door.call(door.client(request), b"CAS.TGT.DEL", tgt.encode()):
-            raise not_found("TGT not found")
-        return success(message="TGT destroyed")
+    get_tgt = reader("tgt_id", b"CAS.TGT.GET", "TGT")
+    del_tgt = remover("tgt_id", b"CAS.TGT.DEL", "TGT", "TGT destroyed")
 
     async def set_st(request: Request) -> Response:
         body = await door.json_body(request)

@@ -167,6 +167,13 @@ def str_list(body: dict[str, Any], field: str, *, max_items: int) -> list[str]:
     return value
 
 
+def opt_object(body: dict[str, Any], field: str, prefix: str = "") -> dict[str, Any] | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, dict):
+        raise invalid(prefix + field, "must be an object")
+    return value
+
+
 def str_map(body: dict[str, Any], field: str, prefix: str = "") -> dict[str, str] | None:
     value = body.get(field)
     if value is None:
