@@ -193,6 +193,10 @@ class Server:
             from tokenginx.transport.http.door import HTTPDoor
 
             doors.append(HTTPDoor(self))
+        if self.config.grpc.enabled:
+            from tokenginx.transport.grpc.door import GrpcDoor
+
+            doors.append(GrpcDoor(self))
         return doors
 
     def stop(self) -> None:
