@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import tokenginx.transport.grpc  # noqa: F401 - sets GRPC_ENABLE_FORK_SUPPORT before any grpc import
 from tokenginx.client import Client
 from tokenginx.clock import ManualClock
 from tokenginx.commands.table import CommandGroup

@@ -304,7 +304,11 @@ class Persistence:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            done, status = pid, 1 << 8
+            # Already reaped by someone else (a process embedding the server may run its
+            # own SIGCHLD reaper): the child renames its file only after writing all of
+            # it, so the finished snapshot's presence is its exit status.
+            written = os.path.exists(os.path.join(self.directory, snapshot_name(self.status.child_base)))
+            done, status = pid, 0 if written else 1 << 8
         if not done:
             return
         self.status.child_pid = 0

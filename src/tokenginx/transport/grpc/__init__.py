@@ -12,7 +12,14 @@ fails if they drift. Importing this package does not import grpc.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# The server forks for BGSAVE. With gRPC's fork support on, its pthread_atfork
+# handlers restart pollers in the child, which then die on the descriptors the child
+# closes, and the snapshot fails. The child never uses gRPC, so turn the handlers off
+# (before grpc is first imported; an explicit setting in the environment wins).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 PROTO_PATH = Path(__file__).with_name("tokenginx.proto")
 SERVICE_NAME = "tokenginx.v1.TokenginXService"

@@ -30,7 +30,7 @@ from tokenginx.transport.http.endpoints import (
     request_obj,
     success_of,
 )
-from tokenginx.transport.http.envelope import ApiError, json_response, not_found, success
+from tokenginx.transport.http.envelope import ApiError, invalid, json_response, not_found, success
 
 _TIME_FIELDS = ("created_at", "expires_at")
 
@@ -139,8 +139,12 @@ def build(door: Door) -> list[Endpoint]:
         argv.append(opt_str(body, "scope").encode())
         expires_in = opt_int(body, "expires_in", None, minimum=1)
         _opt(argv, b"EXPIRES_IN", expires_in)
-        _opt(argv, b"CODE_CHALLENGE", opt_str(body, "code_challenge"))
-        _opt(argv, b"CODE_CHALLENGE_METHOD", opt_str(body, "code_challenge_method"))
+        challenge = opt_str(body, "code_challenge")
+        method = opt_str(body, "code_challenge_method")
+        if method and not challenge:
+            raise invalid("code_challenge", "is required with code_challenge_method")
+        _opt(argv, b"CODE_CHALLENGE", challenge)
+        _opt(argv, b"CODE_CHALLENGE_METHOD", method)
         _opt(argv, b"NONCE", opt_str(body, "nonce"))
         door.call(door.client(request), *argv)
         data = {"code": code, "expires_at": expires_at(expires_in, protocols.oauth.default_code_ttl)}
@@ -291,11 +295,18 @@ def build(door: Door) -> list[Endpoint]:
                  responses={200: ("Revoked (or already gone)", success_of(obj({"revoked": INT})))}),
         Endpoint("POST", "/api/v1/oauth/codes", set_code, "Store an authorization code (one use)", "oauth",
                  "setAuthCode",
-                 request=request_obj(
-                     {"code": id_in, "client_id": id_in, "redirect_uri": id_in, "user_id": id_in,
-                      "scope": STR, "expires_in": expires_in, "code_challenge": STR,
-                      "code_challenge_method": {"enum": ["S256", "plain"]}, "nonce": STR},
-                     ["code", "client_id", "redirect_uri", "user_id"]),
+                 request={
+                     **request_obj(
+                         {"code": id_in, "client_id": id_in, "redirect_uri": id_in, "user_id": id_in,
+                          "scope": STR, "expires_in": expires_in, "code_challenge": STR,
+                          "code_challenge_method": {"enum": ["S256", "plain"]}, "nonce": STR},
+                         ["code", "client_id", "redirect_uri", "user_id"]),
+                     # PKCE: a method needs its (non-empty) challenge
+                     "if": {"properties": {"code_challenge_method": {"enum": ["S256", "plain"]}},
+                            "required": ["code_challenge_method"]},
+                     "then": {"properties": {"code_challenge": {"type": "string", "minLength": 1}},
+                              "required": ["code_challenge"]},
+                 },
                  responses={201: ("Stored", success_of(obj({"code": STR, "expires_at": created},
                                                            ["code", "expires_at"]), message=True))}),
         Endpoint("POST", "/api/v1/oauth/codes/{code}/consume", consume_code,
