@@ -27,9 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenginx.transport.http import api_events, api_sessions, api_sso, api_system
 from tokenginx.transport.http.calls import Door
-from tokenginx.transport.http.endpoints import Endpoint, Handler
+from tokenginx.transport.http.endpoints import Endpoint
 from tokenginx.transport.http.envelope import ApiError, error_response, json_response
-from tokenginx.transport.http.fastpath import GZip, dispatch_by_method
+from tokenginx.transport.http.fastpath import GZip, RequestEndpoint, dispatch_by_method
 from tokenginx.transport.http.metrics import CONTENT_TYPE, Metrics
 from tokenginx.transport.http.openapi import document
 
@@ -78,8 +78,9 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def wrap(ep: Endpoint, metrics: Metrics) -> Handler:
-    """The endpoint's handler with the error envelope and request metrics around it."""
+def wrap(ep: Endpoint, metrics: Metrics) -> RequestEndpoint:
+    """The endpoint's handler with the error envelope and request metrics around it, as
+    an ASGI app (it answers every exception itself: see :class:`RequestEndpoint`)."""
     handler, method, route = ep.handler, ep.method, ep.path
     observe = metrics.observe_http
     clock = time.perf_counter
@@ -96,7 +97,7 @@ def wrap(ep: Endpoint, metrics: Metrics) -> Handler:
         observe(method, route, response.status_code, clock() - t0)
         return response
 
-    return endpoint
+    return RequestEndpoint(endpoint)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

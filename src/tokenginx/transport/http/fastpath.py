@@ -10,13 +10,18 @@ answer (see ``benchmarks/http_throughput.py`` for what they are worth).
   ``Vary: Accept-Encoding``.
 - :func:`dispatch_by_method` makes the router try only the routes that serve the
   request's method instead of every route in turn.
+- :class:`RequestEndpoint` is ``request_response`` for handlers that answer every
+  exception themselves, without the per-request exception-handler wrapper.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -157,3 +162,24 @@ def dispatch_by_method(router: Router) -> None:
         await full_scan(scope, receive, send)
 
     router.middleware_stack = app
+
+
+class RequestEndpoint:
+    """An ASGI app running ``handler(request) -> response``, as a Route of a function does.
+
+    Starlette's ``request_response`` also wraps every call in its exception-handler
+    machinery (a closure per request and a wrapper around every ``send``) so that
+    exceptions the handler lets out reach the registered handlers. The handlers given
+    here turn every ``Exception`` into a response themselves; anything else that
+    escapes (from sending the response, say) still reaches the same handlers through
+    the application's ``ExceptionMiddleware`` and ``ServerErrorMiddleware``.
+    """
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
