@@ -162,6 +162,56 @@ class ProtocolsConfig:
 
 
 @dataclass
+class IdPConfig:
+    """The built-in identity provider shared by the OAuth/OIDC and CAS servers: user
+    accounts, the login page and its browser session, the seed 001 login API."""
+
+    # On when the OAuth or CAS server is on; set it alone for accounts and /api/v1/auth.
+    enabled: bool = False
+    # The public base URL (OIDC ``iss``, absolute links); empty = http://<server.http_addr>.
+    issuer: str = ""
+    # Anyone may create an account (POST /api/v1/auth/register).
+    registration: bool = False
+    # Seconds a browser login (the SSO cookie) lasts.
+    session_ttl: int = 28800
+    # Seconds a bearer token from POST /api/v1/auth/login lasts.
+    login_token_ttl: int = 3600
+    # Contract §8.7: this many consecutive failures lock the account for lockout_seconds.
+    lockout_threshold: int = 5
+    lockout_seconds: int = 900
+
+
+@dataclass
+class OAuthServerConfig:
+    """The built-in OAuth 2.0 / OpenID Connect authorization server."""
+
+    enabled: bool = False
+    # Clients declared in the config file: mappings with client_id, client_secret (absent
+    # for public clients), redirect_uris, grant_types, scopes, token_endpoint_auth_method,
+    # backchannel_logout_uri.
+    clients: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class OAuthConfig:
+    server: OAuthServerConfig = field(default_factory=OAuthServerConfig)
+
+
+@dataclass
+class CASServerConfig:
+    """The built-in CAS 1.0/2.0/3.0 server endpoints under /cas."""
+
+    enabled: bool = False
+    # Service allow-list: a service URL is accepted when it starts with one of these.
+    services: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CASConfig:
+    server: CASServerConfig = field(default_factory=CASServerConfig)
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -174,6 +224,9 @@ class Config:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     grpc: GRPCConfig = field(default_factory=GRPCConfig)
     protocols: ProtocolsConfig = field(default_factory=ProtocolsConfig)
+    idp: IdPConfig = field(default_factory=IdPConfig)
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
+    cas: CASConfig = field(default_factory=CASConfig)
 
     # -- construction ---------------------------------------------------------
     @classmethod
@@ -443,6 +496,10 @@ def _coerce(value: Any, ftype: Any, key: str, source: str) -> Any:
             if isinstance(value, (dict, list)):
                 raise ValueError
             return "" if value is None else str(value)
+        if origin is list and typing.get_args(ftype) and typing.get_args(ftype)[0] is dict:
+            if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+                raise ValueError
+            return [dict(v) for v in value]
         if origin is list or ftype is list:
             if isinstance(value, str):
                 return [v for v in re.split(r"[\s,]+", value) if v]

@@ -24,6 +24,7 @@ from tokenginx.commands import ALL_GROUPS
 from tokenginx.commands.table import CommandGroup, CommandTable
 from tokenginx.config import Config, parse_addr
 from tokenginx.gate import Gate
+from tokenginx.idp import IdP, idp_enabled
 from tokenginx.state import ServerState
 from tokenginx.transport.resp.protocol import RespProtocol
 
@@ -67,6 +68,8 @@ class Server:
         self.ready = threading.Event()
         self._expire_handle: asyncio.TimerHandle | None = None
         self.doors: list[Door] = []
+        # The built-in identity provider (OAuth/OIDC and CAS servers, accounts), if on.
+        self.idp = IdP(self) if idp_enabled(self.config) else None
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:

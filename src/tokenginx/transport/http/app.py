@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tokenginx.transport.http import api_events, api_sessions, api_sso, api_system
+from tokenginx.transport.http import api_events, api_sessions, api_sso, api_system, idp_routes
 from tokenginx.transport.http.calls import Door
 from tokenginx.transport.http.endpoints import Endpoint
 from tokenginx.transport.http.envelope import ApiError, error_response, json_response
@@ -153,6 +153,8 @@ def build_app(server: Server) -> Starlette:
     config = server.config
     metrics = Metrics(server.state)
     endpoints = build_endpoints(door)
+    if server.idp is not None:
+        endpoints += idp_routes.endpoints(server.idp, door)
 
     openapi_cache: dict[str, bytes] = {}
 
@@ -186,6 +188,8 @@ def build_app(server: Server) -> Starlette:
     ]
     if config.http.docs:
         routes.append(Route("/docs", docs, methods=["GET"]))
+    if server.idp is not None:
+        routes += idp_routes.routes(server.idp, metrics)
 
     middleware = [Middleware(RequestIdMiddleware)]
     if config.http.cors_origins:
