@@ -17,8 +17,10 @@ from tokenginx.client import Client
 from tokenginx.commands.table import Command
 from tokenginx.errors import CommandError, NoAuthError, wrong_arity
 from tokenginx.replies import QUEUED, Push, Status
+from tokenginx.sso.kinds import kind_of
 
 if TYPE_CHECKING:
+    from tokenginx.config import ProtocolsConfig
     from tokenginx.state import ServerState
 
 log = logging.getLogger("tokenginx.gate")
@@ -147,7 +149,7 @@ class Gate:
             door_calls = self.stats.door_calls
             door_calls[key] = door_calls.get(key, 0) + 1
         if dt > self.slow_ns >= 0:
-            self.state.add_slowlog(dt // 1000, redact(argv), client)
+            self.state.add_slowlog(dt // 1000, self._redact(client, argv), client)
         if self.monitors:
             self._feed_monitors(client, argv)
         return reply
@@ -215,9 +217,12 @@ class Gate:
         lines.append("    Print this help.")
         return [Status(line.encode()) for line in lines]
 
+    def _redact(self, client: Client, argv: list[bytes]) -> list[bytes]:
+        return redact(argv, self.state.config.protocols, internal=client.kind == "idp")
+
     def _feed_monitors(self, client: Client, argv: list[bytes]) -> None:
         now = time.time()
-        parts = " ".join('"' + _monitor_escape(a) + '"' for a in redact(argv))
+        parts = " ".join('"' + _monitor_escape(a) + '"' for a in self._redact(client, argv))
         origin = "lua" if client.in_script else client.addr
         line = Status(f"{now:.6f} [{client.db_index} {origin}] {parts}".encode())
         for m in list(self.state.monitors):
@@ -228,10 +233,20 @@ class Gate:
 _REDACTED = b"(redacted)"
 
 
-def redact(argv: list[bytes]) -> list[bytes]:
-    """Hide secrets before a command is shown to MONITOR or kept in the SLOWLOG."""
+def redact(argv: list[bytes], protocols: ProtocolsConfig | None = None, *, internal: bool = False) -> list[bytes]:
+    """Hide secrets before a command is shown to MONITOR or kept in the SLOWLOG.
+
+    Besides passwords, an SSO server's secrets are its artifact ids: an access token,
+    refresh token, code or ticket id is a bearer credential. So every argument of an
+    extension command (``OAUTH.*``, ``CAS.*``…) is hidden, and so is the id part of any
+    SSO key (``oauth:access_token:(redacted)``). ``internal`` calls (the built-in
+    identity provider's) carry password hashes and session ids: only the command name
+    is shown.
+    """
     name = argv[0].lower()
-    if name == b"auth":
+    if internal:
+        return [argv[0]] + [_REDACTED] * (len(argv) - 1)
+    if name == b"auth" or b"." in name:
         return [argv[0]] + [_REDACTED] * (len(argv) - 1)
     if name == b"hello":
         out = list(argv)
@@ -247,7 +262,16 @@ def redact(argv: list[bytes]) -> list[bytes]:
             if argv[i].lower() in (b"requirepass", b"masterauth"):
                 out[i + 1] = _REDACTED
         return out
+    if protocols is not None:
+        return [argv[0]] + [_redact_sso_key(protocols, a) for a in argv[1:]]
     return argv
+
+
+def _redact_sso_key(protocols: ProtocolsConfig, arg: bytes) -> bytes:
+    found = kind_of(protocols, arg)
+    if found is None:
+        return arg
+    return found[0].prefix(protocols) + _REDACTED
 
 
 def _monitor_escape(b: bytes) -> str:
