@@ -2,7 +2,24 @@
 
 from tokenginx.version import __version__
 
-__all__ = ["__version__", "Server", "Config"]
+__all__ = [
+    "__version__",
+    "Server",
+    "Config",
+    # the application API (tokenginx.app; docs/extending.md)
+    "Route",
+    "RouteRegistry",
+    "Middleware",
+    "g",
+    "StreamResponse",
+    "HTTPJSONResponse",
+    "Logger",
+    "HTTPRequest",
+    "TCPRequest",
+]
+
+_APP_NAMES = {"Route", "RouteRegistry", "Middleware", "g", "StreamResponse", "HTTPJSONResponse",
+              "Logger", "HTTPRequest", "TCPRequest"}
 
 
 def __getattr__(name: str):  # lazy: importing the package must not start uvloop & co.
@@ -14,4 +31,8 @@ def __getattr__(name: str):  # lazy: importing the package must not start uvloop
         from tokenginx.config import Config
 
         return Config
+    if name in _APP_NAMES:
+        import tokenginx.app
+
+        return getattr(tokenginx.app, name)
     raise AttributeError(name)

@@ -179,6 +179,24 @@ class IdPConfig:
     # Contract §8.7: this many consecutive failures lock the account for lockout_seconds.
     lockout_threshold: int = 5
     lockout_seconds: int = 900
+    # Failures from one client IP (any usernames) that lock that IP out; 0 = no IP lockout.
+    lockout_ip_threshold: int = 20
+    # Progressive delay: the n-th consecutive failure (n >= 2) waits
+    # lockout_delay_ms * 2**(n-2) ms (at most 5 s) before answering; 0 = none.
+    lockout_delay_ms: int = 200
+    # Shortest password accepted when an account is created or its password reset.
+    password_min_length: int = 8
+
+    def validate(self) -> None:
+        for name in ("session_ttl", "login_token_ttl", "lockout_threshold", "lockout_seconds",
+                     "password_min_length"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"idp.{name} must be positive")
+        for name in ("lockout_ip_threshold", "lockout_delay_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"idp.{name} must not be negative")
+        if self.issuer and not self.issuer.startswith(("https://", "http://")):
+            raise ConfigError("idp.issuer must be an http:// or https:// URL")
 
 
 @dataclass
@@ -188,8 +206,28 @@ class OAuthServerConfig:
     enabled: bool = False
     # Clients declared in the config file: mappings with client_id, client_secret (absent
     # for public clients), redirect_uris, grant_types, scopes, token_endpoint_auth_method,
-    # backchannel_logout_uri.
+    # backchannel_logout_uri, id_token_signed_response_alg (RS256|ES256), resource_server.
     clients: list[dict] = field(default_factory=list)
+    # Token lifetimes in seconds; 0 = the protocols.oauth default of the same kind.
+    access_token_ttl: int = 0
+    refresh_token_ttl: int = 0
+    id_token_ttl: int = 0
+    # Seconds a signing key signs before a new one replaces it (0 = never rotate on a
+    # schedule; POST /api/v1/admin/oauth/keys/rotate still does).
+    key_rotation_seconds: int = 7776000
+    # RFC 7636 "plain" PKCE; off by default (decisions.md §14): S256 only.
+    allow_plain_pkce: bool = False
+
+    def validate(self) -> None:
+        for name in ("access_token_ttl", "refresh_token_ttl", "id_token_ttl", "key_rotation_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"oauth.server.{name} must not be negative")
+        from tokenginx.idp.clients import ClientError, Clients
+
+        try:
+            Clients.check(self.clients)
+        except ClientError as e:
+            raise ConfigError(str(e)) from None
 
 
 @dataclass
@@ -202,8 +240,33 @@ class CASServerConfig:
     """The built-in CAS 1.0/2.0/3.0 server endpoints under /cas."""
 
     enabled: bool = False
-    # Service allow-list: a service URL is accepted when it starts with one of these.
+    # Service allow-list: a service URL is accepted when it starts with one of these (the
+    # match must end at "/", "?", "#", ":" or the end of the URL unless the entry ends with "/").
     services: list[str] = field(default_factory=list)
+    # Contract §7.3: refuse (403 "HTTPS required") a request that did not arrive over TLS.
+    require_https: bool = False
+    # Services may ask for proxy-granting tickets (pgtUrl, /cas/proxy: CAS 2.0 proxying).
+    proxy: bool = True
+    # A pgtUrl must be https:// (CAS 3.0 §2.5.4); this allows http:// (development only).
+    allow_http_proxy_callback: bool = False
+    # Back-channel single logout to every service of a TGT when its browser login ends.
+    single_logout: bool = True
+    # "cas3": POST {service} with form field logoutRequest, SessionIndex = the ST (CAS 3.0
+    # §2.3.3); "xml": POST {service}/cas-logout with an application/xml body whose
+    # SessionIndex is the TGT id (contract §7.2).
+    slo_format: str = "cas3"
+    # Seconds to wait for a proxy callback or a logout notification.
+    callback_timeout_s: float = 5.0
+    # TGT lifetime in seconds; 0 = idp.session_ttl (a TGT lasts as long as the browser login).
+    tgt_ttl: int = 0
+
+    def validate(self) -> None:
+        if self.slo_format not in ("cas3", "xml"):
+            raise ConfigError("cas.server.slo_format must be cas3 or xml")
+        if not 0 < self.callback_timeout_s <= 60:
+            raise ConfigError("cas.server.callback_timeout_s must be between 0 and 60")
+        if self.tgt_ttl < 0:
+            raise ConfigError("cas.server.tgt_ttl must be 0 (idp.session_ttl) or positive")
 
 
 @dataclass
@@ -324,6 +387,82 @@ class Config:
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
+    # -- the application API's flat names (the PyLiteFlux seed's config object) ----------
+    # ``config.http_port = 8000`` / ``config.update(tcp_keep_alive=True)`` map onto the
+    # keys above; set them before ``Server.run()``. Unknown names are an error.
+    def update(self, **settings: Any) -> None:
+        """Set several of :data:`APP_SETTINGS` at once (all checked before any is set)."""
+        unknown = [k for k in settings if k not in APP_SETTINGS]
+        if unknown:
+            raise ConfigError(
+                f"unknown config key '{unknown[0]}' (known: {', '.join(APP_SETTINGS)})"
+            )
+        for key, value in settings.items():
+            setattr(self, key, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_") and name not in _attribute_names():
+            raise ConfigError(f"unknown config key '{name}'")
+        object.__setattr__(self, name, value)
+
+    @property
+    def http_host(self) -> str:
+        return parse_addr(self.server.http_addr, "server.http_addr")[0]
+
+    @http_host.setter
+    def http_host(self, host: str) -> None:
+        self.server.http_addr = format_addr(_host(host, "http_host"), self.http_port)
+
+    @property
+    def http_port(self) -> int:
+        return parse_addr(self.server.http_addr, "server.http_addr")[1]
+
+    @http_port.setter
+    def http_port(self, port: int) -> None:
+        self.server.http_addr = format_addr(self.http_host, _port(port, "http_port"))
+
+    @property
+    def tcp_host(self) -> str:
+        return parse_addr(self.server.tcp_addr, "server.tcp_addr")[0]
+
+    @tcp_host.setter
+    def tcp_host(self, host: str) -> None:
+        self.server.tcp_addr = format_addr(_host(host, "tcp_host"), self.tcp_port)
+
+    @property
+    def tcp_port(self) -> int:
+        return parse_addr(self.server.tcp_addr, "server.tcp_addr")[1]
+
+    @tcp_port.setter
+    def tcp_port(self, port: int) -> None:
+        self.server.tcp_addr = format_addr(self.tcp_host, _port(port, "tcp_port"))
+
+    @property
+    def tcp_keep_alive(self) -> bool:
+        """TCP keepalive probes on client connections (``server.tcp_keepalive`` > 0)."""
+        return self.server.tcp_keepalive > 0
+
+    @tcp_keep_alive.setter
+    def tcp_keep_alive(self, on: bool) -> None:
+        on = _coerce(on, bool, "tcp_keep_alive", "config")
+        if not on:
+            self.server.tcp_keepalive = 0
+        elif self.server.tcp_keepalive <= 0:
+            self.server.tcp_keepalive = ServerConfig.tcp_keepalive
+
+    @property
+    def info(self) -> bool:
+        """Informational log lines on (``logging.level`` debug or info)."""
+        return self.logging.level.lower() in ("debug", "info")
+
+    @info.setter
+    def info(self, on: bool) -> None:
+        on = _coerce(on, bool, "info", "config")
+        if on and not self.info:
+            self.logging.level = "info"
+        elif not on and self.info:
+            self.logging.level = "warning"
+
     def validate(self) -> None:
         s = self.server
         for key in ("tcp_addr", "http_addr", "grpc_addr"):
@@ -358,6 +497,35 @@ class Config:
                 raise ConfigError(f"{key} must be positive")
         if any(not k for k in self.security.api_keys):
             raise ConfigError("security.api_keys must not contain an empty key")
+        self.idp.validate()
+        self.oauth.server.validate()
+        self.cas.server.validate()
+
+
+# The flat names of the application API's config object (``Config.update``).
+APP_SETTINGS = ("http_host", "http_port", "tcp_host", "tcp_port", "tcp_keep_alive", "info")
+
+_ATTRIBUTE_NAMES: frozenset[str] = frozenset()
+
+
+def _attribute_names() -> frozenset[str]:
+    global _ATTRIBUTE_NAMES
+    if not _ATTRIBUTE_NAMES:
+        _ATTRIBUTE_NAMES = frozenset(f.name for f in dataclasses.fields(Config)) | frozenset(APP_SETTINGS)
+    return _ATTRIBUTE_NAMES
+
+
+def _host(host: Any, key: str) -> str:
+    if not isinstance(host, str) or not host.strip() or any(c in host for c in "[]/ "):
+        raise ConfigError(f"'{key}' expects a host name or address, got {host!r}")
+    return host.strip()
+
+
+def _port(port: Any, key: str) -> int:
+    value = _coerce(port, int, key, "config")
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"'{key}': port {value} out of range")
+    return value
 
 
 EVICTION_POLICIES = (

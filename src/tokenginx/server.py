@@ -19,6 +19,11 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from tokenginx.app.background import BackgroundPool, HandlerPool
+from tokenginx.app.logger import ensure_logging
+from tokenginx.app.middleware import MiddlewareManager
+from tokenginx.app.routes import DEFAULT_REGISTRY, RouteRegistry
+from tokenginx.app.tcp import TCPApplication, TCPConnection
 from tokenginx.clock import MsClock, system_ms
 from tokenginx.commands import ALL_GROUPS
 from tokenginx.commands.table import CommandGroup, CommandTable
@@ -52,8 +57,10 @@ class Server:
         *,
         clock: MsClock = system_ms,
         groups: Iterable[CommandGroup] | None = None,
+        routes: RouteRegistry | None = None,
     ) -> None:
-        self.config = config or Config()
+        # Without a config: the defaults and TOKENGINX_* environment, as tokenginx-server.
+        self.config = config or Config.load()
         self.table = CommandTable(ALL_GROUPS if groups is None else groups)
         self.state = ServerState(self.config, self.table, clock)
         self.gate = Gate(self.state)
@@ -70,6 +77,13 @@ class Server:
         self.doors: list[Door] = []
         # The built-in identity provider (OAuth/OIDC and CAS servers, accounts), if on.
         self.idp = IdP(self) if idp_enabled(self.config) else None
+        # The application API: routes, middleware, background tasks (tokenginx.app).
+        self.routes = DEFAULT_REGISTRY if routes is None else routes
+        self.middleware_manager = MiddlewareManager()
+        self.background = BackgroundPool()
+        self.handler_pool = HandlerPool()
+        # TCP commands on the RESP port, server.connections and server.push_message.
+        self.tcp_app = TCPApplication(self)
 
     # -- lifecycle -----------------------------------------------------------------------
     def run(self) -> None:
@@ -80,11 +94,13 @@ class Server:
             runner = uvloop.run
         except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
             runner = asyncio.run
+        ensure_logging(self.config)
         runner(self.serve())
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self.middleware_manager.loop = self.background.loop = self._loop
         if self._stop_requested:
             return
         await self.start()
@@ -133,6 +149,7 @@ class Server:
         if persistence is not None:
             self.gate.set_loading(True)  # from the first accepted connection on
         try:
+            self.tcp_app.install_commands()
             await self._listen()
             if persistence is not None:
                 await self._load(persistence)
@@ -161,7 +178,7 @@ class Server:
         for bind_host, optional in binds:
             try:
                 listener = await loop.create_server(
-                    lambda: RespProtocol(self.state, self.gate, self._connections),
+                    lambda: RespProtocol(self.state, self.gate, self._connections, self.tcp_app),
                     host=bind_host,
                     port=port,
                     reuse_address=True,
@@ -196,6 +213,8 @@ class Server:
             from tokenginx.transport.http.door import HTTPDoor
 
             doors.append(HTTPDoor(self))
+        elif self.routes.http_routes():
+            log.warning("http.enabled is false: the application's HTTP routes are not served")
         if self.config.grpc.enabled:
             from tokenginx.transport.grpc.door import GrpcDoor
 
@@ -221,6 +240,9 @@ class Server:
         log.info("shutting down", extra={"event": "stopping", "clients": len(self._connections)})
         # 1. stop accepting (and finish the HTTP and gRPC doors' requests)
         await self._close_listeners()
+        # application background tasks (they may still push to the connections below)
+        await self.background.drain(self.config.server.shutdown_timeout)
+        self.handler_pool.shutdown()
         # 2. let each connection flush its queued replies, then close it
         for conn in list(self._connections):
             if conn.transport is not None:
@@ -254,6 +276,21 @@ class Server:
     def stopping(self) -> bool:
         """True once a shutdown was asked for (health checks answer 503 from then on)."""
         return self._stop_requested
+
+    # -- TCP clients (the application API) -------------------------------------------------
+    def push_message(self, message: Any, client_id: str | None = None) -> int:
+        """Push ``message`` to the TCP client ``client_id`` (``"ip:port"``) or, without
+        one, to every client that can take a push; returns how many it was queued to
+        (0 for an unknown id). Safe from any thread and from async code."""
+        return self.tcp_app.push(message, client_id)
+
+    @property
+    def connections(self) -> dict[str, TCPConnection]:
+        """The open RESP-port connections by ``"ip:port"`` (a snapshot)."""
+        return self.tcp_app.connections()
+
+    # The seed's examples read ``server._active_connections.keys()``.
+    _active_connections = connections
 
     @property
     def port(self) -> int:

@@ -11,12 +11,19 @@ sessions) are attributes each module's owner adds here, created on first use.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from tokenginx.idp.calls import GateCalls, StoreError
 
 if TYPE_CHECKING:
     from tokenginx.config import Config
+    from tokenginx.idp.accounts import Accounts
+    from tokenginx.idp.browser import BrowserSessions
+    from tokenginx.idp.clients import Clients
+    from tokenginx.idp.keys import SigningKeys
+    from tokenginx.idp.logout import Logout
+    from tokenginx.idp.tokens import Tokens
     from tokenginx.server import Server
 
 __all__ = ["IdP", "GateCalls", "StoreError", "idp_enabled"]
@@ -31,6 +38,51 @@ class IdP:
         self.server = server
         self.config = server.config
         self.calls = GateCalls(server)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """User accounts and password login (:mod:`tokenginx.idp.accounts`)."""
+        from tokenginx.idp.accounts import Accounts
+
+        return Accounts(self)
+
+    @cached_property
+    def sessions(self) -> BrowserSessions:
+        """The browser SSO session (cookie, store, CSRF)."""
+        from tokenginx.idp.browser import BrowserSessions
+
+        return BrowserSessions(self)
+
+    @cached_property
+    def logout(self) -> Logout:
+        """Ending browser sessions (token revocation, back-channel logout, hooks)."""
+        from tokenginx.idp.logout import Logout
+
+        return Logout(self)
+
+    @cached_property
+    def clients(self) -> Clients:
+        """OAuth clients: config-declared and run-time (:mod:`tokenginx.idp.clients`)."""
+        from tokenginx.idp.clients import Clients
+
+        return Clients(self.calls, self.config.oauth.server.clients)
+
+    @cached_property
+    def keys(self) -> SigningKeys:
+        """ID-token signing keys and the JWKS (:mod:`tokenginx.idp.keys`)."""
+        from tokenginx.idp.keys import SigningKeys
+        from tokenginx.idp.tokens import lifetimes
+
+        life = lifetimes(self.config)
+        return SigningKeys(self.calls, rotation_seconds=self.config.oauth.server.key_rotation_seconds,
+                           retention=lambda: max(life.access, life.id_token))
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        """Issuing, rotating and revoking OAuth tokens (:mod:`tokenginx.idp.tokens`)."""
+        from tokenginx.idp.tokens import Tokens
+
+        return Tokens(self)
 
     @property
     def issuer(self) -> str:

@@ -25,7 +25,14 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tokenginx.transport.http import api_events, api_sessions, api_sso, api_system, idp_routes
+from tokenginx.transport.http import (
+    api_events,
+    api_sessions,
+    api_sso,
+    api_system,
+    app_routes,
+    idp_routes,
+)
 from tokenginx.transport.http.calls import Door
 from tokenginx.transport.http.endpoints import Endpoint
 from tokenginx.transport.http.envelope import ApiError, error_response, json_response
@@ -68,6 +75,7 @@ class RequestIdMiddleware:
                 break
         if not rid:
             rid = _new_request_id()
+        scope["tokenginx.request_id"] = rid.decode()  # g.request_id of application routes
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -190,6 +198,8 @@ def build_app(server: Server) -> Starlette:
         routes.append(Route("/docs", docs, methods=["GET"]))
     if server.idp is not None:
         routes += idp_routes.routes(server.idp, metrics)
+    # Application routes (Route.register) last: they may not shadow any route above.
+    routes += app_routes.mount(server, door, routes, endpoints, lambda ep: wrap(ep, metrics))
 
     middleware = [Middleware(RequestIdMiddleware)]
     if config.http.cors_origins:

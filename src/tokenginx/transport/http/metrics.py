@@ -136,6 +136,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Contract §7.3: the built-in CAS server's figures (transport/http/cas_server.py).
+        self.cas_logins = Counter(
+            "cas_logins", "CAS logins with a presentation of credentials", registry=self.registry
+        )
+        self.cas_tickets = Counter(
+            "cas_tickets_issued", "CAS tickets issued, by type (ST, TGT, PT, PGT)", ["type"],
+            registry=self.registry,
+        )
+        self.cas_validation = Histogram(
+            "cas_validation_duration_seconds", "CAS ticket validation latency",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        # Contract §5.11: the built-in authorization server.
+        self.oauth_tokens_issued = Counter(
+            "oauth_tokens_issued",
+            "Tokens issued by POST /oauth/token, by grant type and client",
+            ["grant_type", "client_id"],
+            registry=self.registry,
+        )
+        self.oauth_introspection = Histogram(
+            "oauth_introspection_duration_seconds",
+            "Time to answer POST /oauth/introspect",
+            buckets=tuple(0.001 * 2**i for i in range(10)),
+            registry=self.registry,
+        )
+
         # (method, route, status) -> (counter, histogram) children: labels() validates and
         # locks on every call, which is most of what a request's metrics used to cost.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

@@ -2,7 +2,11 @@
 
 Requests are either *multibulk* (``*N\\r\\n$L\\r\\n…``, what every client library
 sends) or *inline* (``SET a 1\\r\\n``, what telnet and ``redis-cli --pipe`` files send);
-the first byte of each request decides, exactly as Redis does.
+the first byte of each request decides, exactly as Redis does. Two more first bytes
+start an application *line-mode* request (PyLiteFlux's formats, see
+:mod:`~tokenginx.transport.resp.linemode`): ``{`` a JSON line and ``<`` an XML line;
+they come out of ``feed`` as :class:`LineRequest` objects instead of argument vectors,
+and inline requests as :class:`InlineArgv` (a ``list`` that remembers its origin).
 
 Multibulk frames are parsed by hiredis (C) for speed. hiredis enforces no limits, so
 this class keeps the unconsumed bytes itself whenever a frame spans more than one
@@ -15,10 +19,18 @@ that arrive whole, the common case, never touch the Python path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import hiredis
 
 from tokenginx.errors import ProtocolError
+from tokenginx.transport.resp.linemode import (
+    LINE_START_BYTES,
+    LineRequest,
+    LineTooLong,
+    decode_line,
+    take_line,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +40,14 @@ class ParserLimits:
     max_inline_bytes: int = 64 * 1024
     max_query_bytes: int = 1024 * 1024 * 1024
     check_threshold: int = 64 * 1024
+    max_line_bytes: int = 16 * 1024 * 1024  # one JSON/XML line-mode request
+
+
+class InlineArgv(list):
+    """The arguments of an inline request (``SET a 1\\r\\n``): a plain list to every
+    command, but application commands can tell the two RESP forms apart."""
+
+    __slots__ = ()
 
 
 _UNQUOTE_ESCAPES = {
@@ -168,9 +188,10 @@ class _FrameValidator:
 class RequestParser:
     """Incremental request parser for one connection.
 
-    ``feed(data)`` returns the complete requests (each a ``list[bytes]``) found so
-    far. A :class:`ProtocolError` raised by ``feed`` is fatal for the connection;
-    requests that completed before the bad bytes are in ``error_prefix``.
+    ``feed(data)`` returns the complete requests (each a ``list[bytes]``, or a
+    :class:`LineRequest` for a JSON/XML line) found so far. A :class:`ProtocolError`
+    raised by ``feed`` is fatal for the connection; requests that completed before
+    the bad bytes are in ``error_prefix``.
 
     hiredis does not say where a frame ends, so the parser counts: ``_fed`` bytes
     went into hiredis since the last frame boundary and ``_used`` bytes of them
@@ -188,6 +209,7 @@ class RequestParser:
         "_used",
         "_tail",
         "_inline",
+        "_line_scan",
         "_validator",
         "error_prefix",
     )
@@ -200,11 +222,12 @@ class RequestParser:
         self._tail = bytearray()
         # Buffered inline-mode bytes (a request that does not start with '*').
         self._inline = bytearray()
+        self._line_scan = 0  # how much of a partial JSON/XML line was searched for "\n"
         self._validator = _FrameValidator(self.limits)
-        self.error_prefix: list[list[bytes]] = []
+        self.error_prefix: list[list[bytes] | LineRequest] = []
 
-    def feed(self, data: bytes) -> list[list[bytes]]:
-        out: list[list[bytes]] = []
+    def feed(self, data: bytes) -> list[list[bytes] | LineRequest]:
+        out: list[list[bytes] | LineRequest] = []
         if not data:
             return out
         if self._inline or (self._fed == 0 and data[0] != 42):  # 42 == ord("*")
@@ -215,7 +238,7 @@ class RequestParser:
         return out
 
     # -- multibulk -------------------------------------------------------------------
-    def _feed_multibulk(self, data: bytes | bytearray, out: list[list[bytes]]) -> None:
+    def _feed_multibulk(self, data: bytes | bytearray, out: list[Any]) -> None:
         reader = self._reader
         lim = self.limits
         had_tail = self._fed != 0
@@ -263,7 +286,7 @@ class RequestParser:
         # malformed or oversized request is refused at once instead of waited on.
         self._check_limits(out)
 
-    def _account(self, out: list[list[bytes]], start: int) -> int:
+    def _account(self, out: list[Any], start: int) -> int:
         """Bytes the requests ``out[start:]`` occupied on the wire (``*N\r\n`` then
         ``$L\r\n<payload>\r\n`` per argument), checking that every argument is a
         bulk string. A plain loop with inline digit counting measured fastest (C-level
@@ -293,7 +316,7 @@ class RequestParser:
         # Rebase the counters on the tail so they stay small.
         self._fed, self._used = unconsumed, 0
 
-    def _check_limits(self, out: list[list[bytes]]) -> None:
+    def _check_limits(self, out: list[Any]) -> None:
         tail = self._tail
         if len(tail) > self.limits.max_query_bytes:
             self._fail(out, "Protocol error: too big query buffer")
@@ -312,17 +335,18 @@ class RequestParser:
         except ProtocolError as e:
             self._fail(out, e.message)
 
-    def _fail(self, out: list[list[bytes]], message: str) -> None:
+    def _fail(self, out: list[Any], message: str | ProtocolError) -> None:
         self.error_prefix = out
         self._reader = hiredis.Reader()
         self._fed = self._used = 0
         self._tail = bytearray()
         self._inline = bytearray()
+        self._line_scan = 0
         self._validator.reset()
-        raise ProtocolError(message)
+        raise message if isinstance(message, ProtocolError) else ProtocolError(message)
 
     def _recover_after_hiredis_error(
-        self, data: bytes | bytearray, had_tail: bool, out: list[list[bytes]]
+        self, data: bytes | bytearray, had_tail: bool, out: list[Any]
     ) -> None:
         """hiredis met a byte that starts no RESP frame: an inline request follows."""
         unconsumed = self._fed - self._used
@@ -338,15 +362,27 @@ class RequestParser:
         self._drain_inline(out)
 
     # -- inline ----------------------------------------------------------------------
-    def _drain_inline(self, out: list[list[bytes]]) -> None:
+    def _drain_inline(self, out: list[Any]) -> None:
         buf = self._inline
         limit = self.limits.max_inline_bytes
         while buf:
-            if buf[0] == 42:
+            first = buf[0]
+            if first == 42:
                 rest = bytes(buf)
                 self._inline = bytearray()
                 self._feed_multibulk(rest, out)
                 return
+            if first in LINE_START_BYTES:
+                try:
+                    line, self._line_scan = take_line(
+                        buf, self._line_scan, self.limits.max_line_bytes
+                    )
+                except LineTooLong as e:
+                    self._fail(out, e)
+                if line is None:
+                    return
+                out.append(decode_line(line))
+                continue
             eol = buf.find(b"\n")
             if eol < 0:
                 if len(buf) > limit:
@@ -361,7 +397,7 @@ class RequestParser:
             except ProtocolError as e:
                 self._fail(out, e.message)
             if argv:
-                out.append(argv)
+                out.append(InlineArgv(argv))
 
 
 def _bad_element(value: object) -> str:

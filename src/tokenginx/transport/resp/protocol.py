@@ -7,6 +7,13 @@ full we stop reading from that client (asyncio ``pause_writing``), so a client t
 pipelines without reading cannot make us buffer without bound. Pub/sub subscribers
 are the exception (they do not send): their buffer is capped by the
 ``pubsub_output_*`` limits and the client is closed when over, as Redis does.
+
+Application commands (``Route.register(name, protocol="tcp")``) arrive either as a
+RESP/inline command the gate answers with a :class:`Deferred`, or as a JSON/XML line
+(:class:`LineRequest`). Their handlers may run in a thread or await, so the
+connection blocks like a Redis blocking command: what came before is answered at
+once, the rest of the pipeline waits (reading paused) until the application's reply
+is written, so replies always keep request order.
 """
 
 from __future__ import annotations
@@ -16,10 +23,16 @@ import contextlib
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tokenginx.client import Client
 from tokenginx.errors import ProtocolError
+from tokenginx.replies import Push
+from tokenginx.transport.resp.linemode import (
+    LineRequest,
+    encode_error,
+)
 from tokenginx.transport.resp.parser import ParserLimits, RequestParser
 
 if TYPE_CHECKING:
@@ -30,6 +43,25 @@ log = logging.getLogger("tokenginx.resp")
 
 _MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 _MAX_PIPELINE_OUTPUT = 4 * 1024 * 1024
+# The pub/sub channel ``server.push_message`` messages carry on RESP connections.
+PUSH_CHANNEL = b"tokenginx:push"
+
+
+class Deferred:
+    """A reply that is not ready yet: the gate's answer for an application command,
+    run by the connection's :class:`AppDispatcher` off the synchronous path."""
+
+    __slots__ = ()
+
+
+class AppDispatcher(Protocol):
+    """What the RESP protocol needs from the application layer (``app/tcp.py``)."""
+
+    def line_precheck(self, conn: RespProtocol, req: LineRequest) -> bytes | None:
+        """The encoded answer if ``req`` can be answered at once (an error), else None."""
+
+    def start(self, conn: RespProtocol, item: Deferred | LineRequest) -> asyncio.Task[Any]:
+        """Run ``item``; the task's result is ``(reply_bytes, after_send)``."""
 
 
 def parser_limits(state: ServerState) -> ParserLimits:
@@ -39,6 +71,7 @@ def parser_limits(state: ServerState) -> ParserLimits:
         max_bulk_bytes=max(lim.value_bytes, lim.key_bytes),
         max_inline_bytes=lim.inline_bytes,
         max_query_bytes=lim.query_buffer_bytes,
+        max_line_bytes=max(lim.value_bytes, lim.key_bytes),
     )
 
 
@@ -55,12 +88,25 @@ class RespProtocol(asyncio.Protocol):
         "_batch",
         "_backlog",
         "_held",
+        "app",
+        "line_format",
+        "_app_task",
     )
 
-    def __init__(self, state: ServerState, gate: Gate, connections: set[RespProtocol]) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        gate: Gate,
+        connections: set[RespProtocol],
+        app: AppDispatcher | None = None,
+    ) -> None:
         self.state = state
         self.gate = gate
         self.connections = connections
+        self.app = app
+        # "json"/"xml" once the client sent a line-mode request: pushes then go as JSON lines.
+        self.line_format: str | None = None
+        self._app_task: asyncio.Task[Any] | None = None
         self.transport: asyncio.Transport | None = None
         self.client: Client | None = None
         self.parser = RequestParser(parser_limits(state))
@@ -115,12 +161,37 @@ class RespProtocol(asyncio.Protocol):
         except ProtocolError as e:
             requests = self.parser.error_prefix
             error = e
+        if self._app_task is not None or self._backlog is not None:
+            self._enqueue(requests, error)
+            return
         # The reply is computed before ``client.encode`` is looked up: HELLO changes it.
         if len(requests) == 1 and error is None:
-            reply = self.gate.execute(client, requests[0])
-            self._reply(client.encode(reply), 1)
-        else:
-            self._answer(requests, error)
+            argv = requests[0]
+            if type(argv) is not LineRequest:
+                reply = self.gate.execute(client, argv)
+                try:
+                    out = client.encode(reply)
+                except TypeError:  # costs nothing unless raised: only a Deferred gets here
+                    if not isinstance(reply, Deferred):
+                        raise
+                    self._start_app(reply)
+                    return
+                self._reply(out, 1)
+                return
+        self._answer(requests, error)
+
+    def _enqueue(self, requests: list[Any], error: ProtocolError | None) -> None:
+        """Requests that arrived while earlier ones still wait: queue them behind."""
+        if not requests and error is None:
+            return
+        backlog = self._backlog
+        if backlog is None:
+            self._backlog = (requests, error)
+        elif backlog[1] is None:
+            self._backlog = (backlog[0] + requests, error)
+        # else: the connection closes at the earlier protocol error; these never run.
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def _reply(self, out: bytes, count: int) -> None:
         """Write ``count`` replies — after the write-ahead log has the changes they
@@ -162,10 +233,24 @@ class RespProtocol(asyncio.Protocol):
         size = 0
         executed = 0
         self._batch = parts
+        line_request = LineRequest
         try:
             for i, argv in enumerate(requests):
-                reply = execute(client, argv)
-                encoded = client.encode(reply)
+                if type(argv) is not line_request:
+                    reply = execute(client, argv)
+                    try:
+                        encoded = client.encode(reply)
+                    except TypeError:  # free unless raised: only a Deferred gets here
+                        if not isinstance(reply, Deferred):
+                            raise
+                        error = self._defer(reply, requests, i, error)
+                        break
+                else:
+                    line_reply = self._line_precheck(argv)
+                    if line_reply is None:
+                        error = self._defer(argv, requests, i, error)
+                        break
+                    encoded = line_reply
                 parts.append(encoded)
                 executed += 1
                 if client.closing:
@@ -180,7 +265,12 @@ class RespProtocol(asyncio.Protocol):
         finally:
             self._batch = None
         if error is not None:
-            parts.append(b"-ERR " + error.message.encode() + b"\r\n")
+            fmt = getattr(error, "fmt", None)  # a JSON/XML line too long: answer in kind
+            parts.append(
+                encode_error(fmt, error.message)
+                if fmt
+                else b"-ERR " + error.message.encode() + b"\r\n"
+            )
             client.closing = True
             log.info("protocol error from %s: %s", client.addr, error.message)
         self._reply(b"".join(parts), executed + (error is not None))
@@ -188,14 +278,111 @@ class RespProtocol(asyncio.Protocol):
             # The kernel took everything at once: go on after pending I/O is served.
             asyncio.get_running_loop().call_soon(self._drain_backlog)
 
+    def _defer(
+        self,
+        item: Deferred | LineRequest,
+        requests: list[Any],
+        i: int,
+        error: ProtocolError | None,
+    ) -> ProtocolError | None:
+        """Start the application command ``requests[i]``; what follows it (and a
+        protocol error after it) waits in the backlog until its reply is written.
+        Returns the error still to be answered now (none: it moved to the backlog)."""
+        if i + 1 < len(requests) or error is not None:
+            self._backlog = (requests[i + 1 :], error)
+            error = None
+        self._start_app(item)
+        return error
+
     def _drain_backlog(self) -> None:
         backlog = self._backlog
-        if backlog is None or self._paused or self._closed or self.client is None:
+        if (
+            backlog is None
+            or self._paused
+            or self._closed
+            or self.client is None
+            or self._app_task is not None
+        ):
             return
         self._backlog = None
         self._answer(*backlog)
-        if self._backlog is None and self.transport is not None and not self.transport.is_closing():
+        if (
+            self._backlog is None
+            and self._app_task is None
+            and self.transport is not None
+            and not self.transport.is_closing()
+        ):
             self.transport.resume_reading()
+
+    # -- application commands ------------------------------------------------------------
+    def _line_precheck(self, req: LineRequest) -> bytes | None:
+        self.line_format = req.fmt
+        if self.app is None:
+            return encode_error(req.fmt, "ERR this server has no application commands")
+        return self.app.line_precheck(self, req)
+
+    def _start_app(self, item: Deferred | LineRequest) -> None:
+        assert self.app is not None
+        if self.transport is not None:
+            self.transport.pause_reading()
+        task = self.app.start(self, item)
+        self._app_task = task
+        task.add_done_callback(self._app_done)
+
+    def _app_done(self, task: asyncio.Task[Any]) -> None:
+        self._app_task = None
+        if task.cancelled():
+            return
+        out: bytes
+        after: Callable[[], Any] | None
+        try:
+            out, after = task.result()
+        except Exception:  # the dispatcher encodes handler errors; this is a bug
+            log.exception("application command failed")
+            out, after = b"-ERR internal error\r\n", None
+        self._reply(out, 1)
+        if after is not None:
+            after()  # background tasks start once the reply is on its way
+        transport = self.transport
+        if self._closed or transport is None or transport.is_closing():
+            return
+        if self._backlog is not None:
+            self._drain_backlog()
+        elif not self._paused:
+            transport.resume_reading()
+
+    @property
+    def client_id(self) -> str:
+        """The ``"ip:port"`` the application API names this connection by."""
+        return self.client.addr if self.client is not None else ""
+
+    def accepts_push(self) -> bool:
+        """Whether ``server.push_message`` can reach this client without corrupting its
+        reply stream: line-mode and RESP3 clients always, RESP2 ones only while
+        subscribed (only then do they read unsolicited arrays as messages)."""
+        client = self.client
+        if client is None or client.closing or self._closed:
+            return False
+        return self.line_format is not None or client.protocol == 3 or client.subscriptions() > 0
+
+    def push_app_message(self, line: bytes, payload: bytes) -> bool:
+        """Deliver one ``server.push_message`` message, pre-encoded as a JSON ``line``
+        (line-mode clients) and as the ``payload`` of a pub/sub message (RESP clients).
+        False if this client cannot take it (any more)."""
+        transport, client = self.transport, self.client
+        if transport is None or client is None or transport.is_closing() or not self.accepts_push():
+            return False
+        if self.line_format is not None:
+            if self._batch is not None:
+                self._batch.append(line)
+                return True
+            self._write(line)
+            self._check_output_limit(transport, client)
+            return True
+        self._push(Push([b"message", PUSH_CHANNEL, payload]))
+        if self._batch is None and not transport.is_closing():
+            self._check_output_limit(transport, client)
+        return True
 
     def _write(self, out: bytes) -> None:
         self.state.stats.net_output_bytes += len(out)
@@ -210,7 +397,11 @@ class RespProtocol(asyncio.Protocol):
         self._paused = False
         if self._backlog is not None:
             self._drain_backlog()  # resumes reading once the backlog is answered
-        elif self.transport is not None and not self.transport.is_closing():
+        elif (
+            self._app_task is None
+            and self.transport is not None
+            and not self.transport.is_closing()
+        ):
             self.transport.resume_reading()
 
     def eof_received(self) -> bool:
