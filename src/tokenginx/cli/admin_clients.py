@@ -5,7 +5,8 @@ signing keys of the built-in authorization server, over ``/api/v1/admin/oauth``.
 
     tokenginx-admin clients create [--id ID] [--name N] [--public] [--auth-method M]
                                    [--redirect-uri URI]... [--grant G]... [--scope S]...
-                                   [--backchannel-logout-uri URI] [--id-token-alg RS256|ES256]
+                                   [--backchannel-logout-uri URI] [--post-logout-redirect-uri URI]...
+                                   [--id-token-alg RS256|ES256]
                                    [--resource-server] [--json]
     tokenginx-admin clients list [--json]
     tokenginx-admin clients show ID
@@ -51,6 +52,8 @@ def clients_create(api: AdminAPI, args: argparse.Namespace) -> int:
             body[field] = [v for item in value for v in item.split()]
     if args.backchannel_logout_uri:
         body["backchannel_logout_uri"] = args.backchannel_logout_uri
+    if args.post_logout_redirect_uri:
+        body["post_logout_redirect_uris"] = args.post_logout_redirect_uri
     if args.id_token_alg:
         body["id_token_signed_response_alg"] = args.id_token_alg
     if args.resource_server:
@@ -125,6 +128,8 @@ def add_parser(subparsers: Any) -> None:
                    help="authorization_code, refresh_token or client_credentials (repeatable)")
     p.add_argument("--scope", action="append", metavar="SCOPE", help="allowed scope (repeatable)")
     p.add_argument("--backchannel-logout-uri", metavar="URI")
+    p.add_argument("--post-logout-redirect-uri", metavar="URI", action="append",
+                   help="where logout may return the browser (repeatable; default: the redirect URIs)")
     p.add_argument("--id-token-alg", choices=("RS256", "ES256"))
     p.add_argument("--resource-server", action="store_true",
                    help="may introspect tokens issued to any client")

@@ -76,6 +76,9 @@ class OAuthClient:
     scopes: tuple[str, ...]
     token_endpoint_auth_method: str  # client_secret_basic | client_secret_post | none
     backchannel_logout_uri: str | None = None
+    # Where RP-initiated logout may send the browser back to (exact match); empty =
+    # the redirect URIs.
+    post_logout_redirect_uris: tuple[str, ...] = ()
     id_token_signed_response_alg: str = "RS256"
     # A resource server may introspect tokens issued to any client (RFC 7662 §2.1).
     resource_server: bool = False
@@ -97,6 +100,10 @@ class OAuthClient:
         """Exact string match, query included (contract §5.10, RFC 6749 §3.1.2.3)."""
         return uri in self.redirect_uris
 
+    def post_logout_redirect_allowed(self, uri: str) -> bool:
+        """OIDC RP-Initiated Logout §3: only a registered address, matched exactly."""
+        return uri in (self.post_logout_redirect_uris or self.redirect_uris)
+
     def allows_grant(self, grant_type: str) -> bool:
         return grant_type in self.grant_types
 
@@ -115,6 +122,7 @@ class OAuthClient:
             "scopes": list(self.scopes),
             "token_endpoint_auth_method": self.token_endpoint_auth_method,
             "backchannel_logout_uri": self.backchannel_logout_uri,
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
             "id_token_signed_response_alg": self.id_token_signed_response_alg,
             "resource_server": self.resource_server,
             "source": self.source,
@@ -189,6 +197,8 @@ def build(data: Mapping[str, Any], *, source: str, secret_sha256: str = "",
         if not _SCOPE.fullmatch(scope):
             raise ClientError("scopes", f"{scope!r} is not a valid scope token (RFC 6749 §3.3)")
 
+    post_logout = [_redirect_uri(u) for u in _str_list(data.get("post_logout_redirect_uris"),
+                                                        "post_logout_redirect_uris")]
     backchannel = data.get("backchannel_logout_uri") or None
     if backchannel is not None:
         if not isinstance(backchannel, str):
@@ -220,6 +230,7 @@ def build(data: Mapping[str, Any], *, source: str, secret_sha256: str = "",
         scopes=tuple(scopes),
         token_endpoint_auth_method=method,
         backchannel_logout_uri=backchannel,
+        post_logout_redirect_uris=tuple(post_logout),
         id_token_signed_response_alg=alg,
         resource_server=resource_server,
         source=source,

@@ -29,6 +29,7 @@ from tests.integration.oauth.browser_support import (
 WEB_CB = "http://127.0.0.1:9/web/callback"
 WEB_BYE = "http://127.0.0.1:9/web/signed-out"
 OTHER_CB = "http://127.0.0.1:9/other/callback"
+OTHER_BYE = "http://127.0.0.1:9/other/bye"
 SPA_CB = "http://127.0.0.1:9/spa/callback?tenant=a"
 M2M_CB = "http://127.0.0.1:9/m2m/callback"
 
@@ -47,7 +48,8 @@ def srv(receiver: Receiver) -> Iterator[RunningServer]:
          "redirect_uris": [WEB_CB, WEB_BYE], "scopes": ["openid", "profile", "email"],
          "backchannel_logout_uri": receiver.url},
         {"client_id": "other", "client_secret": "other-secret", "name": "Other App",
-         "redirect_uris": [OTHER_CB], "scopes": ["openid", "profile"]},
+         "redirect_uris": [OTHER_CB], "post_logout_redirect_uris": [OTHER_BYE],
+         "scopes": ["openid", "profile"]},
         {"client_id": "spa", "token_endpoint_auth_method": "none", "redirect_uris": [SPA_CB],
          "scopes": ["openid"]},
         {"client_id": "m2m", "client_secret": "m2m-secret", "redirect_uris": [M2M_CB],
@@ -422,6 +424,23 @@ def test_logout_refuses_an_unregistered_return_address(browser: Browser, srv: Ru
                                                   "post_logout_redirect_uri": WEB_BYE})
     assert r.status_code == 400 and "location" not in r.headers
     assert introspect(srv, tokens["access_token"])["active"] is True
+
+
+def test_logout_returns_only_to_a_registered_post_logout_address(browser: Browser,
+                                                                  srv: RunningServer) -> None:
+    create_user(srv, "grace")
+    other = {"client_id": "other", "redirect_uri": OTHER_CB, "response_type": "code",
+             "scope": "openid", "state": "g"}
+    tokens = exchange(srv, browser.code_for("grace", **other)["code"], "other", OTHER_CB)
+    # A redirect URI is not a logout address once post_logout_redirect_uris are registered.
+    r = browser.http.get("/oauth/logout", params={
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": OTHER_CB})
+    assert r.status_code == 400 and "location" not in r.headers
+    assert introspect(srv, tokens["access_token"], "other")["active"] is True
+    r = browser.http.get("/oauth/logout", params={
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": OTHER_BYE, "state": "x"})
+    assert r.status_code in (302, 303) and r.headers["location"] == OTHER_BYE + "?state=x"
+    assert introspect(srv, tokens["access_token"], "other") == {"active": False}
 
 
 def test_logout_by_hint_alone_ends_the_session_it_names(browser: Browser, srv: RunningServer) -> None:

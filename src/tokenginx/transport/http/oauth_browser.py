@@ -378,9 +378,7 @@ class BrowserFlow:
         back_to = params.get("post_logout_redirect_uri")
         if back_to is not None:
             client = self.idp.clients.get(client_id) if client_id else None
-            allowed = getattr(client, "post_logout_redirect_uris", None) or (
-                client.redirect_uris if client else ())
-            if back_to not in allowed:
+            if client is None or not client.post_logout_redirect_allowed(back_to):
                 return idp_pages.error_page(
                     "Invalid sign-out request",
                     "The address to return to after signing out is not registered.")
