@@ -54,6 +54,7 @@ class Client:
         "closer",
         "output_soft_since",
         "in_script",
+        "line_mode",
     )
 
     def __init__(
@@ -97,6 +98,8 @@ class Client:
         self.closer = closer
         self.output_soft_since = 0.0
         self.in_script = False
+        # Spoke a JSON/XML line (the application API's long-lived TCP clients).
+        self.line_mode = False
         self.restricted = False
         self.update_restricted()
 

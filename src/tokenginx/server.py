@@ -331,8 +331,10 @@ class Server:
             if timeout > 0:
                 now = time.monotonic()
                 for client in list(self.state.clients.values()):
-                    # Redis exempts subscribers and MONITOR clients from the timeout.
-                    if client.kind != "resp" or client.subscriptions() or client.monitor:
+                    # Redis exempts subscribers and MONITOR clients from the timeout; so
+                    # are line-mode clients, which wait for server pushes the same way.
+                    if (client.kind != "resp" or client.subscriptions() or client.monitor
+                            or client.line_mode):
                         continue
                     if now - client.last_interaction > timeout:
                         log.info("closing idle client", extra={"event": "idle_timeout", "client": client.id})

@@ -245,3 +245,19 @@ def test_chat_example_tcp_subscriber_gets_the_push_scheduled_over_http(chat: tup
         if script.poll() is None:
             script.kill()
         script.communicate()
+
+
+def test_idle_timeout_spares_line_mode_clients_waiting_for_pushes() -> None:
+    """Like subscribers in Redis, a line-mode client that only waits for pushes is not
+    an idle connection; a plain RESP client is closed after ``server.idle_timeout``."""
+    with (
+        serving(build_registry(), **{"server.idle_timeout": 1}) as s,
+        line_client(s) as waiting,
+        RawClient(s.port) as plain,
+    ):
+        plain.send(b"*1\r\n$4\r\nPING\r\n")
+        assert plain.resp() == "PONG"
+        assert plain.closed(timeout=5.0)  # the cron checks once a second
+        time.sleep(1.5)
+        assert s.push_message("still here", waiting.client_id) == 1
+        assert waiting.json() == {"push": "still here"}

@@ -317,6 +317,8 @@ class RespProtocol(asyncio.Protocol):
     # -- application commands ------------------------------------------------------------
     def _line_precheck(self, req: LineRequest) -> bytes | None:
         self.line_format = req.fmt
+        if self.client is not None:
+            self.client.line_mode = True
         if self.app is None:
             return encode_error(req.fmt, "ERR this server has no application commands")
         return self.app.line_precheck(self, req)
