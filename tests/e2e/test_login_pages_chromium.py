@@ -4,7 +4,6 @@ render styled under their own Content-Security-Policy, and their forms are there
 from __future__ import annotations
 
 import http.server
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.chromium import run_chromium
 from tests.conftest import RunningServer
 from tests.integration.oauth.browser_support import Browser, create_user, idp_server
 
@@ -36,17 +36,7 @@ def srv() -> Iterator[RunningServer]:
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed; run the README's test command (scripts/test)")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--hide-scrollbars", f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=120,
-        )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
+    return run_chromium("--hide-scrollbars", *args)
 
 
 def screenshot(url: str) -> bytes:

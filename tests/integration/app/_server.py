@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,3 +57,19 @@ def serving(
 
 def url(server: Server, path: str = "") -> str:
     return f"http://127.0.0.1:{server.http_port}{path}"
+
+
+def example_env(port: int, http_port: int, **extra: str) -> dict[str, str]:
+    """The environment an example script runs in: its ports through TOKENGINX_* (which
+    ``Server()`` reads), no gRPC, no persistence, nothing inherited from the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINX_")}
+    env.update(
+        TOKENGINX_TCP_ADDR=f"127.0.0.1:{port}",
+        TOKENGINX_HTTP_ADDR=f"127.0.0.1:{http_port}",
+        TOKENGINX_GRPC_ENABLED="false",
+        TOKENGINX_PERSISTENCE_ENABLED="false",
+        TOKENGINX_SERVER_EXTRA_TCP_BINDS="",
+        TOKENGINX_LOG_LEVEL="warn",
+    )
+    env.update(extra)
+    return env

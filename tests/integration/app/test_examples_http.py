@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, stop_process, wait_for_ping
+from tests.integration.app._server import example_env
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "pyliteflux"
 
@@ -45,16 +46,7 @@ class Example:
 def start_example(name: str, cwd: str | None = None, **extra_env: str) -> Iterator[Example]:
     """Run ``examples/pyliteflux/<name>`` (or a path) on free ports until the fixture ends."""
     port, http_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINX_")}
-    env.update(
-        TOKENGINX_TCP_ADDR=f"127.0.0.1:{port}",
-        TOKENGINX_HTTP_ADDR=f"127.0.0.1:{http_port}",
-        TOKENGINX_GRPC_ENABLED="false",
-        TOKENGINX_PERSISTENCE_ENABLED="false",
-        TOKENGINX_SERVER_EXTRA_TCP_BINDS="",
-        TOKENGINX_LOG_LEVEL="info",
-        **extra_env,
-    )
+    env = example_env(port, http_port, **{"TOKENGINX_LOG_LEVEL": "info", **extra_env})
     workdir = cwd or tempfile.mkdtemp(prefix="tokenginx-example-")
     log_path = Path(workdir) / "server.log"
     with open(log_path, "wb") as log_file:

@@ -5,7 +5,6 @@ to all, from threads and coroutines, to line-mode, RESP3 and subscribed RESP2 cl
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import pytest
 import redis
 
 from tests.conftest import free_port, stop_process, wait_for_ping
-from tests.integration.app._server import serving
+from tests.integration.app._server import example_env, serving
 from tests.integration.app._tcp import PushFrame, RawClient
 from tokenginx.app import RouteRegistry
 from tokenginx.server import Server
@@ -191,15 +190,7 @@ def test_push_before_start_and_after_stop() -> None:
 @pytest.fixture(scope="module")
 def chat() -> Iterator[tuple[int, int]]:
     port, http_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENGINX_")}
-    env.update(
-        TOKENGINX_TCP_ADDR=f"127.0.0.1:{port}",
-        TOKENGINX_HTTP_ADDR=f"127.0.0.1:{http_port}",
-        TOKENGINX_GRPC_ENABLED="false",
-        TOKENGINX_PERSISTENCE_ENABLED="false",
-        TOKENGINX_SERVER_EXTRA_TCP_BINDS="",
-        TOKENGINX_LOG_LEVEL="warn",
-    )
+    env = example_env(port, http_port)
     workdir = tempfile.mkdtemp(prefix="tokenginx-chat-")
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "chat.py")], cwd=workdir, env=env,

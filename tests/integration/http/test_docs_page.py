@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 
-import pytest
-
+from tests.chromium import run_chromium
 from tests.conftest import RunningServer
 
 
 def render(url: str) -> str:
     """The page's DOM after its scripts ran (chromium --dump-dom)."""
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.fail("chromium is not installed; run the README's test command (scripts/test)")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=120,
-        )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout
+    return run_chromium("--virtual-time-budget=10000", "--dump-dom", url).stdout
 
 
 def test_docs_page_lists_every_operation_from_the_openapi_document(http_server: RunningServer) -> None:
