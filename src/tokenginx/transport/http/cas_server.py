@@ -19,7 +19,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tokenginx.idp import cas_service as cas
-from tokenginx.idp.accounts import LoginFailed
+from tokenginx.idp.browser import Login
 from tokenginx.idp.calls import StoreError
 from tokenginx.idp.cas_service import CASError, CASService
 from tokenginx.idp.logout import end_session
@@ -38,8 +38,7 @@ XML = "application/xml;charset=UTF-8"
 JSON = "application/json"
 TEXT = "text/plain;charset=UTF-8"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-BAD_FORM = ("This form has expired or was not sent by this site. "
-            "Go back to the application and try again.")
+BAD_FORM = idp_pages.BAD_FORM
 
 Handler = Callable[[Request], Awaitable[Response]]
 Source = QueryParams | FormData
@@ -118,19 +117,13 @@ class CASServer:
                        renew: bool) -> Response:
         if not self.sessions.check_csrf(request, _param(form, "csrf")):
             return idp_pages.error_page("Invalid form", BAD_FORM, 400)
-        username, password = _param(form, "username") or "", _param(form, "password") or ""
-        if not username or not password:
-            return self._form(request, service, renew, error="Enter your username and password.",
-                              username=username[:256], status=400)
         previous = self.sessions.current(request)
-        try:
-            login = await self.sessions.sign_in(request, username, password)
-        except LoginFailed as e:
-            message, status, headers = idp_pages.login_failure(e)
-            response = self._form(request, service, renew, error=message,
-                                  username=username[:256], status=status)
-            response.headers.update(headers)
-            return response
+        login = await idp_pages.sign_in_from_form(
+            self.sessions, request, form,
+            lambda error, username, status: self._form(request, service, renew, error=error,
+                                                       username=username, status=status))
+        if not isinstance(login, Login):
+            return login
         self.metrics.cas_logins.inc()
         if previous is not None and previous.sid != login.sid:
             if previous.username == login.username:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from html import escape
 
-from starlette.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
 from tokenginx.idp.accounts import LoginFailed
-from tokenginx.idp.browser import CSRF_COOKIE
+from tokenginx.idp.browser import CSRF_COOKIE, BrowserSessions, Login
 
 _CSS = """
 *{box-sizing:border-box}
@@ -166,6 +167,10 @@ def error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
     return _page(title, body, status)
 
 
+BAD_FORM = ("This form has expired or was not sent by this site. "
+            "Go back to the application and try again.")
+
+
 def login_failure(e: LoginFailed) -> tuple[str, int, dict[str, str]]:
     """What a sign-in page shows after a failed sign-in: the message, the status and
     headers. Unknown users and wrong passwords read the same (no account probing)."""
@@ -175,3 +180,28 @@ def login_failure(e: LoginFailed) -> tuple[str, int, dict[str, str]]:
                    f"minute{'s' if minutes != 1 else ''}.")
         return message, 429, {"Retry-After": str(e.retry_after)}
     return "Invalid username or password.", 401, {}
+
+
+ShowForm = Callable[[str, str, int], Response]  # (error, username, status) -> the form again
+
+
+async def sign_in_from_form(sessions: BrowserSessions, request: Request,
+                            form: Mapping[str, object], show_form: ShowForm) -> Login | Response:
+    """The POST of a sign-in page (OAuth or CAS), after its CSRF check: both fields
+    present, the password check. Returns the new :class:`Login`, or the form again with
+    the reason to send instead."""
+    username, password = _field(form, "username") or "", _field(form, "password") or ""
+    if not username or not password:
+        return show_form("Enter your username and password.", username[:256], 400)
+    try:
+        return await sessions.sign_in(request, username, password)
+    except LoginFailed as e:
+        message, status, headers = login_failure(e)
+        response = show_form(message, username[:256], status)
+        response.headers.update(headers)
+        return response
+
+
+def _field(form: Mapping[str, object], name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None

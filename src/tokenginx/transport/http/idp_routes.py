@@ -27,19 +27,19 @@ MODULES = (
 )
 
 
-def endpoints(idp: IdP, door: Door) -> list[Endpoint]:
-    out: list[Endpoint] = []
+def _contributions(part: str, *args: object) -> list:
+    """What every module's ``part`` function (``endpoints`` or ``routes``) gives."""
+    out: list = []
     for name in MODULES:
-        module = import_module(name)
-        if hasattr(module, "endpoints"):
-            out += module.endpoints(idp, door)
+        build = getattr(import_module(name), part, None)
+        if build is not None:
+            out += build(*args)
     return out
+
+
+def endpoints(idp: IdP, door: Door) -> list[Endpoint]:
+    return _contributions("endpoints", idp, door)
 
 
 def routes(idp: IdP, metrics: Metrics) -> list[BaseRoute]:
-    out: list[BaseRoute] = []
-    for name in MODULES:
-        module = import_module(name)
-        if hasattr(module, "routes"):
-            out += module.routes(idp, metrics)
-    return out
+    return _contributions("routes", idp, metrics)

@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from tokenginx.idp.accounts import LoginFailed
 from tokenginx.idp.browser import Login, client_ip
 from tokenginx.idp.tokens import lifetimes
 from tokenginx.transport.http import idp_pages
@@ -65,8 +64,7 @@ _S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _PLAIN_CHALLENGE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 _PROMPTS = frozenset(("none", "login", "consent", "select_account"))
 
-BAD_FORM = ("This form has expired or was not sent by this site. "
-            "Go back to the application and try again.")
+BAD_FORM = idp_pages.BAD_FORM
 
 
 class ShowError(Exception):
@@ -310,19 +308,13 @@ class BrowserFlow:
         if not self.sessions.check_csrf(request, _text(form, "csrf")):
             return idp_pages.error_page("Invalid form", BAD_FORM, 400)
         req = self.check(form) if form.get("client_id") else None
-        username, password = _text(form, "username") or "", _text(form, "password") or ""
-        if not username or not password:
-            return self.login_form(request, req, error="Enter your username and password.",
-                                   username=username[:256], status=400)
         previous = self.sessions.current(request)
-        try:
-            login = await self.sessions.sign_in(request, username, password)
-        except LoginFailed as e:
-            message, status, headers = idp_pages.login_failure(e)
-            response = self.login_form(request, req, error=message, username=username[:256],
-                                       status=status)
-            response.headers.update(headers)
-            return response
+        login = await idp_pages.sign_in_from_form(
+            self.sessions, request, form,
+            lambda error, username, status: self.login_form(request, req, error=error,
+                                                            username=username, status=status))
+        if not isinstance(login, Login):
+            return login
         if previous is not None and previous.sid != login.sid:
             await self.idp.logout.end(previous.sid)  # one browser, one login
         if req is None:
