@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tokenginx.transport.grpc import PROTO_PATH, SERVICE_NAME
 from tokenginx.transport.grpc import tokenginx_pb2 as pb
-from tokenginx.transport.grpc.codegen import STUB_FILES, generate
+from tokenginx.transport.grpc.codegen import STUB_FILES, generate, stub_drift
+from tokenginx.transport.grpc.codegen import main as codegen_main
 
 RPCS = [
     "Set",
@@ -32,14 +33,52 @@ RPCS = [
 ]
 
 
-def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
+def test_committed_stubs_match_the_shipped_proto() -> None:
+    assert stub_drift() == []
+
+
+def test_a_fresh_generation_writes_every_stub_and_matches(tmp_path: Path) -> None:
     generated = generate(tmp_path)
     assert [p.name for p in generated] == list(STUB_FILES)
-    for path in generated:
-        committed = PROTO_PATH.parent / path.name
-        assert committed.read_text() == path.read_text(), (
-            f"{committed.name} is stale: run python -m tokenginx.transport.grpc.codegen"
-        )
+    # The freshly generated type stubs agree with the proto as the committed ones do.
+    assert stub_drift(stub_dir=tmp_path) == []
+
+
+def _edited_proto(tmp_path: Path, old: str, new: str) -> Path:
+    text = PROTO_PATH.read_text()
+    assert old in text
+    proto = tmp_path / PROTO_PATH.name
+    proto.write_text(text.replace(old, new, 1))
+    return proto
+
+
+def test_a_new_field_in_the_proto_makes_the_stubs_stale(tmp_path: Path) -> None:
+    proto = _edited_proto(
+        tmp_path, "message SetRequest {", "message SetRequest {\n  string tenant = 9;"
+    )
+    problems = stub_drift(proto)
+    assert "tokenginx_pb2.py: its embedded descriptor differs from the proto" in problems
+    assert any("SetRequest declares" in p for p in problems), problems
+
+
+def test_a_new_rpc_in_the_proto_makes_the_grpc_module_stale(tmp_path: Path) -> None:
+    proto = _edited_proto(
+        tmp_path,
+        "rpc HealthCheck(",
+        "rpc Ping(HealthCheckRequest) returns (HealthCheckResponse);\n  rpc HealthCheck(",
+    )
+    problems = stub_drift(proto)
+    assert any("TokenginXServiceStub's methods differ" in p and "/Ping" in p for p in problems)
+
+
+def test_a_streaming_change_makes_the_grpc_module_stale(tmp_path: Path) -> None:
+    proto = _edited_proto(tmp_path, "returns (stream ScanResponse)", "returns (ScanResponse)")
+    problems = stub_drift(proto)
+    assert any("kinds or message types" in p for p in problems), problems
+
+
+def test_the_check_command_exits_zero_on_the_committed_stubs() -> None:
+    assert codegen_main(["--check"]) == 0
 
 
 def test_the_proto_is_contract_4_1() -> None:
