@@ -342,8 +342,8 @@ def test_django_session_backend_sample(seed_client: redis.Redis, django_stub: No
 def test_flask_sample(seed_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     if importlib.util.find_spec("flask") is None:
         pytest.fail("Flask is not installed, so the seed's Flask sample cannot run. Flask "
-                    "belongs in the [test] extras of pyproject.toml; then install them with "
-                    "`pip install -e .[test]`.")
+                    "belongs in the [test] extras of pyproject.toml; refresh the lock with "
+                    "scripts/lock and run scripts/test.")
     ns = run_sample("app = Flask(__name__)", "flask_app", monkeypatch)
     app, tokenginx_client = ns["app"], ns["tokenginx"]
     try:
