@@ -13,7 +13,7 @@ from tokenginx.client import Client
 from tokenginx.commands.table import CommandGroup
 from tokenginx.errors import CommandError
 from tokenginx.replies import Push, Replies
-from tokenginx.storage.glob import compile_glob
+from tokenginx.storage.glob import MAX_PATTERN_BYTES, PatternTooLong, compile_glob
 
 group = CommandGroup("pubsub")
 command = group.command
@@ -54,6 +54,8 @@ def subscribe(client: Client, argv: list[bytes]) -> Replies:
 @command("psubscribe", -2, _SUB_FLAGS, acl="pubsub slow", summary="Listens for messages published to channels that match one or more patterns.", since="2.0.0", complexity="O(N)")
 def psubscribe(client: Client, argv: list[bytes]) -> Replies:
     _check_door(client)
+    if any(len(p) > MAX_PATTERN_BYTES for p in argv[1:]):
+        raise PatternTooLong()  # before any pattern is subscribed
     return _apply(client, b"psubscribe", argv[1:], client.state.pubsub.psubscribe)
 
 

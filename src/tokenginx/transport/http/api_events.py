@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from tokenginx.storage.events import KeyEvent
-from tokenginx.storage.glob import compile_glob
+from tokenginx.storage.glob import MAX_PATTERN_BYTES, compile_glob
 from tokenginx.transport.http.api_sessions import _query_int
 from tokenginx.transport.http.calls import Door
 from tokenginx.transport.http.endpoints import Endpoint
@@ -102,6 +102,8 @@ def build(door: Door) -> list[Endpoint]:
     async def events(request: Request) -> Response:
         q = request.query_params
         pattern = q.get("pattern", "*") or "*"
+        if len(pattern.encode("utf-8", "surrogateescape")) > MAX_PATTERN_BYTES:
+            raise invalid("pattern", f"longer than {MAX_PATTERN_BYTES} bytes")
         db = _query_int(q.get("db"), "db", 0, 0, config.server.databases - 1)
         types = set(EVENT_TYPES)
         if q.get("types"):
