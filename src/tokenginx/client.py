@@ -123,6 +123,13 @@ class Client:
         self.encode = encode_resp3 if protocol == 3 else encode_resp2
         self.update_restricted()
 
+    def end_multi(self) -> None:
+        """Leave MULTI (after EXEC, DISCARD or an aborted EXEC) and forget WATCHed keys."""
+        self.multi = None
+        self.multi_error = False
+        self.unwatch()
+        self.update_restricted()
+
     def unwatch(self) -> None:
         for db, key in self.watched:
             clients = db.watchers.get(key)

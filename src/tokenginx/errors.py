@@ -57,8 +57,17 @@ class NoScriptError(CommandError):
 
 
 class ExecAbortError(CommandError):
-    def __init__(self) -> None:
-        super().__init__("EXECABORT Transaction discarded because of previous errors.")
+    """EXEC refused: a queued command was rejected, or EXEC itself was (``because``:
+    the error that refused it, as Redis's execCommandAbort words it)."""
+
+    def __init__(self, because: CommandError | None = None) -> None:
+        if because is None:
+            super().__init__("EXECABORT Transaction discarded because of previous errors.")
+            return
+        text = because.message
+        if text.startswith("ERR "):
+            text = text[4:]
+        super().__init__(f"EXECABORT Transaction discarded because of: {text}")
 
 
 class OutOfMemoryError(CommandError):

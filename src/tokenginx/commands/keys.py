@@ -68,7 +68,8 @@ def _expire_generic(client: Client, argv: list[bytes], unit_ms: int, absolute: b
     if gt and lt:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
     invalid = CommandError(f"ERR invalid expire time in '{name}' command")
-    if unit_ms == 1000 and not -I64_MAX // 1000 <= n <= I64_MAX // 1000:
+    # LLONG_MIN / 1000 and LLONG_MAX / 1000 as C truncates them (not Python's floor).
+    if unit_ms == 1000 and not -(I64_MAX // 1000) <= n <= I64_MAX // 1000:
         raise invalid
     when = n * unit_ms
     if not absolute:

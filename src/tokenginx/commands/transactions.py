@@ -31,10 +31,7 @@ def multi(client: Client, argv: list[bytes]) -> object:
 
 
 def _end_multi(client: Client) -> None:
-    client.multi = None
-    client.multi_error = False
-    client.unwatch()
-    client.update_restricted()
+    client.end_multi()
 
 
 @command("exec", 1, "noscript loading stale skip_slowlog tx_control", acl="slow transaction", summary="Executes all commands in a transaction.", since="1.2.0", complexity="Depends on commands in the transaction")
@@ -48,11 +45,21 @@ def exec_(client: Client, argv: list[bytes]) -> Any:
     if client.dirty_cas or _watched_key_expired(client):
         _end_multi(client)
         return NULL_ARRAY
+    gate = client.state.gate  # type: ignore[attr-defined]
+    if gate.guarded:
+        # As Redis: EXEC itself is refused (the whole transaction discarded) when
+        # memory is over the limit and a queued command may grow it, or when the log
+        # is failing and a queued command writes; once running, it runs to the end.
+        try:
+            gate.check_transaction([cmd for cmd, _ in queued])
+        except CommandError as e:
+            _end_multi(client)
+            raise ExecAbortError(e) from None
     # Leave MULTI before running, so the queued commands execute instead of queueing.
     client.multi = None
     client.update_restricted()
-    call = client.state.gate.call  # type: ignore[attr-defined]
-    replies = [call(client, cmd, args) for cmd, args in queued]
+    call = gate.call
+    replies = [call(client, cmd, args, False) for cmd, args in queued]
     _end_multi(client)
     return replies
 

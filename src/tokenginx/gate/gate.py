@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenginx.client import Client
 from tokenginx.commands.table import Command
-from tokenginx.errors import CommandError, NoAuthError, wrong_arity
+from tokenginx.errors import CommandError, ExecAbortError, NoAuthError, wrong_arity
 from tokenginx.replies import QUEUED, Push, Status
 from tokenginx.sso.kinds import kind_of
 
@@ -123,10 +123,28 @@ class Gate:
                 return early
         return self.call(client, cmd, argv)
 
-    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+    def check_transaction(self, queued: list[Command]) -> None:
+        """EXEC's guard over its whole queue (raises the refusing error)."""
+        journal = self.keyspace.journal
+        if journal is not None and journal.error is not None and any(c.write for c in queued):
+            raise CommandError(f"MISCONF Errors writing to the AOF file: {journal.error}")
+        if self.keyspace.max_memory and any(c.denyoom for c in queued):
+            self.keyspace.ensure_memory()
+
+    def _queue_guard(self, cmd: Command) -> None:
+        """What MULTI may queue: nothing while memory is over the limit (queueing itself
+        grows memory), no write while the log is failing."""
+        journal = self.keyspace.journal
+        if cmd.write and journal is not None and journal.error is not None:
+            raise CommandError(f"MISCONF Errors writing to the AOF file: {journal.error}")
+        if self.keyspace.max_memory:
+            self.keyspace.ensure_memory()
+
+    def call(self, client: Client, cmd: Command, argv: list[bytes], guard: bool = True) -> Any:
         """Run a resolved and checked command and account for it: the second half of
-        ``execute``, also used directly by EXEC's queue."""
-        if self.guarded and (cmd.write or cmd.denyoom):
+        ``execute``, also used directly by EXEC's queue (``guard`` off: EXEC checked
+        its queue as a whole before running it)."""
+        if guard and self.guarded and (cmd.write or cmd.denyoom):
             try:
                 self._guard(cmd)
             except CommandError as e:
@@ -186,6 +204,11 @@ class Gate:
                 return self._reject(
                     client, cmd, CommandError("ERR Command not allowed inside a transaction")
                 )
+            if self.guarded:
+                try:
+                    self._queue_guard(cmd)
+                except CommandError as e:
+                    return self._reject(client, cmd, e)
             client.multi.append((cmd, argv))
             return QUEUED
         if client.protocol == 2 and client.subscriptions() and not cmd.pubsub_ok:
@@ -205,6 +228,10 @@ class Gate:
             cmd.rejected_calls += 1
         self.stats.count_error(err.prefix)
         if client.multi is not None and err.prefix != "NOAUTH":
+            if cmd is not None and cmd.name == "exec" and cmd.container is None:
+                # EXEC refused (e.g. EXEC with arguments): the transaction is discarded.
+                client.end_multi()
+                return ExecAbortError(err)
             client.multi_error = True
         return err
 

@@ -226,6 +226,25 @@ bit_function('lshift', 2); bit_function('rshift', 2); bit_function('arshift', 2)
 bit_function('rol', 2); bit_function('ror', 2); bit_function('tohex', 2)
 
 -- Replacements of base functions -------------------------------------------------------
+-- Lua 5.1's unpack sizes the stack from the caller's numbers: a huge range overflows
+-- lua_checkstack's arithmetic and crashes the process (Redis patches luaB_unpack for
+-- the same reason). Refuse any range the C stack cannot hold before calling it.
+local MAX_CSTACK = 8000  -- LUAI_MAXCSTACK: what lua_checkstack lets a C function use
+local function safe_unpack(...)
+  local t, i, j = ...
+  if type(t) == 'table' then
+    local lo, hi = tonumber(i or 1), tonumber(j or #t)
+    if lo and hi then
+      -- the C function's frame holds its arguments and then the results
+      local n = hi - lo + 1
+      if n ~= n or (n > 0 and n + select('#', ...) > MAX_CSTACK) then
+        error('too many results to unpack', 2)
+      end
+    end
+  end
+  return unpack(...)
+end
+
 -- Redis 7's pcall: an error table caught by pcall is returned as its message.
 local function redis_pcall(f, ...)
   local r = pack(pcall(f, ...))
@@ -313,7 +332,7 @@ local base = {
   assert = assert, collectgarbage = collectgarbage, error = error, gcinfo = gcinfo,
   getmetatable = getmetatable, ipairs = ipairs, rawequal = rawequal, select = select,
   setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type,
-  unpack = unpack, xpcall = redis_xpcall, _VERSION = _VERSION,
+  unpack = safe_unpack, xpcall = redis_xpcall, _VERSION = _VERSION,
   pcall = redis_pcall, loadstring = safe_loadstring, load = safe_load,
   rawget = safe_rawget, rawset = safe_rawset, next = safe_next, pairs = safe_pairs,
   string = readonly(string_lib), table = readonly(table_lib), math = readonly(math_lib),

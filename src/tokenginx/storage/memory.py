@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -338,10 +339,15 @@ class Database:
             for c in clients:
                 c.dirty_cas = True
 
-    def touch_all(self) -> None:
-        for clients in self.watchers.values():
-            for c in clients:
-                c.dirty_cas = True
+    def touch_all(self, replaced_with: Database | None = None) -> None:
+        """FLUSHDB/FLUSHALL/SWAPDB: a watched key is touched if it existed here or exists
+        in ``replaced_with`` (what SWAPDB brings in); a key that never existed is not
+        (Redis 7's touchAllWatchedKeysInDb)."""
+        other = replaced_with.data if replaced_with is not None else {}
+        for key, clients in self.watchers.items():
+            if key in self.data or key in other:
+                for c in clients:
+                    c.dirty_cas = True
 
     def delete(self, key: bytes) -> bool:
         if self.lookup(key) is None:
@@ -558,6 +564,11 @@ class MemoryKeyspace:
         # so dropping a 1M-key snapshot never costs one request several ms.
         self._retired: list[list[bytes]] = []
         self.databases = [Database(i, self) for i in range(databases)]
+        # What the empty keyspace itself takes: its databases' tables.
+        self.overhead = sum(
+            sys.getsizeof(d) + sum(sys.getsizeof(getattr(d, a)) for a in ("data", "expires", "watchers"))
+            for d in self.databases
+        )
 
     def db(self, index: int) -> Database:
         return self.databases[index]
@@ -570,8 +581,8 @@ class MemoryKeyspace:
         if self.journal is not None:
             self.journal.barrier(records.encode_swapdb(a, b))
         da, db_ = self.databases[a], self.databases[b]
-        da.touch_all()
-        db_.touch_all()
+        da.touch_all(db_)
+        db_.touch_all(da)
         for attr in ("data", "expires", "_buckets", "_live", "_heap", "used"):
             va, vb = getattr(da, attr), getattr(db_, attr)
             setattr(da, attr, vb)
@@ -592,7 +603,9 @@ class MemoryKeyspace:
             self.journal = journal
 
     def used_memory(self) -> int:
-        return self.used
+        """The dataset estimate plus the keyspace's fixed overhead (as Redis's
+        ``used_memory`` never reads 0, so ``maxmemory 1`` refuses the first write)."""
+        return self.used + self.overhead
 
     def total_keys(self) -> int:
         return sum(len(d.data) for d in self.databases)
@@ -634,17 +647,17 @@ class MemoryKeyspace:
     # -- maxmemory -----------------------------------------------------------------
     def ensure_memory(self) -> None:
         """Called before a command that may grow memory (Redis's ``denyoom``)."""
-        if not self.max_memory or self.used <= self.max_memory:
+        if not self.max_memory or self.used + self.overhead <= self.max_memory:
             return
         if self.eviction_policy == "volatile-ttl":
             self._evict_soonest_expiring()
-            if self.used <= self.max_memory:
+            if self.used + self.overhead <= self.max_memory:
                 return
         raise OutOfMemoryError()
 
     def _evict_soonest_expiring(self) -> None:
         for _ in range(1000):
-            if self.used <= self.max_memory:
+            if self.used + self.overhead <= self.max_memory:
                 return
             best: tuple[int, bytes, Database] | None = None
             for d in self.databases:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tokenginx.clock import ManualClock
-from tokenginx.errors import WrongTypeError
+from tokenginx.errors import OutOfMemoryError, WrongTypeError
 from tokenginx.storage.memory import MemoryKeyspace
 
 
@@ -115,14 +115,23 @@ def test_one_cycle_is_bounded_by_its_budget(clock):
 
 def test_memory_estimate_tracks_writes_and_deletes(ks):
     db = ks.db(0)
-    assert ks.used_memory() == 0
+    empty = ks.used_memory()
+    assert empty == ks.overhead > 0  # the empty keyspace's own tables
     db.set_string(b"k", b"v" * 100)
     grown = ks.used_memory()
-    assert grown > 100
+    assert grown > empty + 100
     db.set_string(b"k", b"v" * 200)
     assert ks.used_memory() == grown + 100
     db.delete(b"k")
-    assert ks.used_memory() == 0
+    assert ks.used_memory() == empty
+
+
+def test_maxmemory_refuses_the_first_write_on_an_empty_keyspace(ks):
+    ks.max_memory = 1
+    with pytest.raises(OutOfMemoryError):
+        ks.ensure_memory()
+    ks.max_memory = ks.overhead
+    ks.ensure_memory()
 
 
 def test_scan_returns_every_stable_key_despite_deletes(ks):
@@ -158,7 +167,7 @@ def test_swap_and_flush(ks):
     assert ks.db(1).lookup(b"a") == b"1"
     ks.flush_all()
     assert ks.total_keys() == 0
-    assert ks.used_memory() == 0
+    assert ks.used_memory() == ks.overhead
 
 
 def test_events_are_emitted(ks, clock):

@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import GateHarness
 from tokenginx.clock import ManualClock
 from tokenginx.config import Config
-from tokenginx.errors import CommandError
+from tokenginx.errors import CommandError, ExecAbortError
+from tokenginx.replies import QUEUED
 from tokenginx.storage.memory import MemoryKeyspace
 from tokenginx.storage.persistence import journal as jmod
 from tokenginx.storage.persistence import records as rec
@@ -900,12 +901,18 @@ def test_misconf_refuses_writes_inside_exec_too(tmp_path, monkeypatch):
     h.ok("SET", "k", "v")
     j.commit()
     assert j.error is not None
+    # As Redis: the write is refused when queued, and EXEC discards the transaction.
+    h.ok("MULTI")
+    assert h.call("GET", "k") == QUEUED
+    queued = h.call("SET", "k2", "v")
+    assert isinstance(queued, CommandError) and queued.message.startswith("MISCONF")
+    aborted = h.call("EXEC")
+    assert isinstance(aborted, ExecAbortError)
+    assert aborted.message == "EXECABORT Transaction discarded because of previous errors."
+    # A read-only transaction still runs.
     h.ok("MULTI")
     h.call("GET", "k")
-    h.call("SET", "k2", "v")
-    replies = h.ok("EXEC")
-    assert replies[0] == b"v"
-    assert isinstance(replies[1], CommandError) and replies[1].message.startswith("MISCONF")
+    assert h.ok("EXEC") == [b"v"]
     monkeypatch.setattr(jmod, "os", os)
     j.retry()
     p.close(final_snapshot=False)
