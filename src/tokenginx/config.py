@@ -275,6 +275,17 @@ class CASConfig:
 
 
 @dataclass
+class ScriptingConfig:
+    """Lua scripts (EVAL): Redis's busy-reply-threshold and a memory ceiling."""
+
+    # After this long a running script makes the server "busy": other RESP clients get
+    # -BUSY (SCRIPT KILL and SHUTDOWN NOSAVE still work). Redis's lua-time-limit.
+    busy_reply_threshold_ms: int = 5000
+    # The Lua runtime's memory ceiling; a script allocating past it gets an error.
+    max_memory_mb: int = 256
+
+
+@dataclass
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -290,6 +301,7 @@ class Config:
     idp: IdPConfig = field(default_factory=IdPConfig)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
     cas: CASConfig = field(default_factory=CASConfig)
+    scripting: ScriptingConfig = field(default_factory=ScriptingConfig)
 
     # -- construction ---------------------------------------------------------
     @classmethod
@@ -471,6 +483,10 @@ class Config:
             raise ConfigError("server.databases must be between 1 and 1024")
         if s.max_connections < 1:
             raise ConfigError("server.max_connections must be at least 1")
+        if self.scripting.busy_reply_threshold_ms < 0:
+            raise ConfigError("scripting.busy_reply_threshold_ms must be 0 or more")
+        if self.scripting.max_memory_mb < 1:
+            raise ConfigError("scripting.max_memory_mb must be at least 1")
         if self.logging.level.lower() not in ("debug", "info", "warn", "warning", "error"):
             raise ConfigError("logging.level must be debug, info, warn or error")
         if self.logging.format not in ("json", "text"):

@@ -70,6 +70,15 @@ class ExecAbortError(CommandError):
         super().__init__(f"EXECABORT Transaction discarded because of: {text}")
 
 
+class BusyScriptError(CommandError):
+    """A Lua script ran past the busy threshold: only ``allow_busy`` commands run."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+        )
+
+
 class OutOfMemoryError(CommandError):
     def __init__(self) -> None:
         super().__init__("OOM command not allowed when used memory > 'maxmemory'.")

@@ -31,6 +31,7 @@ from tokenginx.config import Config, parse_addr
 from tokenginx.gate import Gate
 from tokenginx.idp import IdP, idp_enabled
 from tokenginx.state import ServerState
+from tokenginx.transport.resp.busy import BusyPoller
 from tokenginx.transport.resp.protocol import RespProtocol
 
 log = logging.getLogger("tokenginx.server")
@@ -67,6 +68,12 @@ class Server:
         self.state.gate = self.gate  # type: ignore[attr-defined]
         self.state.shutdown_requested = self.stop
         self._connections: set[RespProtocol] = set()
+        # A Lua script past the busy threshold serves these connections from its hook.
+        self.state.busy_poller = BusyPoller(
+            self._connections,
+            lambda: [sock for listener in self._listeners for sock in listener.sockets],
+            lambda: RespProtocol(self.state, self.gate, self._connections, self.tcp_app),
+        )
         self._listeners: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task] = []
         self._loop: asyncio.AbstractEventLoop | None = None

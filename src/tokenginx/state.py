@@ -91,6 +91,10 @@ class ServerState:
         self.listening_ports: dict[str, int] = {}
         self.scripts: Any = None  # the scripting engine, set by the scripting module
         self.loading = False
+        # A Lua script ran past the busy threshold (scripting/engine.py): the gate
+        # answers -BUSY, and busy_poller (set by the Server) serves RESP clients.
+        self.busy = False
+        self.busy_poller: Any = None
         self.persistence: Any = None  # storage.persistence.manager.Persistence when enabled
         self.last_save = int(time.time())
         self.shutdown_requested: Any = None  # callable set by the Server

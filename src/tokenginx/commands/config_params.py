@@ -130,6 +130,9 @@ PARAMS: dict[str, Param] = {
     "slowlog-log-slower-than": Param(_getter("server", "slowlog_log_slower_than_us"), _set_slowlog_threshold),
     "slowlog-max-len": Param(_getter("server", "slowlog_max_len"), _set_slowlog_len),
     "client-output-buffer-limit": Param(_get_output_limits, _set_output_limits),
+    # Redis 7 renamed lua-time-limit to busy-reply-threshold; both names work.
+    "busy-reply-threshold": Param(_getter("scripting", "busy_reply_threshold_ms"), _setter("scripting", "busy_reply_threshold_ms", _int)),
+    "lua-time-limit": Param(_getter("scripting", "busy_reply_threshold_ms"), _setter("scripting", "busy_reply_threshold_ms", _int)),
     "hz": Param(_getter("ttl", "hz"), _setter("ttl", "hz", lambda v: _int(v, 1, 500))),
     "proto-max-bulk-len": Param(lambda s: str(s.config.limits.value_bytes), _setter("limits", "value_bytes", lambda v: parse_memory(v))),
     "databases": Param(lambda s: str(len(s.keyspace.databases))),

@@ -30,13 +30,13 @@ def echo(client: Client, argv: list[bytes]) -> bytes:
     return argv[1]
 
 
-@command("quit", -1, "no_auth fast pubsub_ok tx_control", acl=_CONN, summary="Closes the connection.")
+@command("quit", -1, "no_auth fast pubsub_ok tx_control allow_busy", acl=_CONN, summary="Closes the connection.")
 def quit_(client: Client, argv: list[bytes]) -> object:
     client.closing = True
     return OK
 
 
-@command("reset", 1, "no_auth fast pubsub_ok tx_control", acl=_CONN, summary="Resets the connection.", since="6.2.0")
+@command("reset", 1, "no_auth fast pubsub_ok tx_control allow_busy", acl=_CONN, summary="Resets the connection.", since="6.2.0")
 def reset(client: Client, argv: list[bytes]) -> object:
     state = client.state
     client.multi = None
@@ -57,7 +57,7 @@ def reset(client: Client, argv: list[bytes]) -> object:
     return Status(b"RESET")
 
 
-@command("auth", -2, "no_auth fast pubsub_ok", acl=_CONN, summary="Authenticates the connection.")
+@command("auth", -2, "no_auth fast pubsub_ok allow_busy", acl=_CONN, summary="Authenticates the connection.")
 def auth(client: Client, argv: list[bytes]) -> object:
     if len(argv) > 3:
         raise syntax_error()
@@ -73,7 +73,7 @@ def auth(client: Client, argv: list[bytes]) -> object:
     return OK
 
 
-@command("hello", -1, "no_auth fast pubsub_ok", acl=_CONN, summary="Handshakes with the Redis server.", since="6.0.0")
+@command("hello", -1, "no_auth fast pubsub_ok allow_busy", acl=_CONN, summary="Handshakes with the Redis server.", since="6.0.0")
 def hello(client: Client, argv: list[bytes]) -> object:
     protocol = client.protocol
     i = 1

@@ -101,5 +101,9 @@ def script_flush(client: Client, argv: list[bytes]) -> object:
 
 @sub("script", "kill", 2, "noscript allow_busy", acl=_ACL, summary="Terminates a server-side Lua script during execution.", since="2.6.0")
 def script_kill(client: Client, argv: list[bytes]) -> object:
-    # Scripts run to completion (or to the time limit) before any other command.
-    raise CommandError("NOTBUSY No scripts in execution right now.")
+    # Reached only while a script is busy (its hook serves this client) or idle.
+    engine = client.state.scripts
+    if engine is None:
+        raise CommandError("NOTBUSY No scripts in execution right now.")
+    engine.kill()
+    return OK

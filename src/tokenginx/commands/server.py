@@ -12,7 +12,7 @@ from tokenginx.client import Client
 from tokenginx.commands.args import parse_int
 from tokenginx.commands.config_params import config_get, config_set
 from tokenginx.commands.table import CommandGroup
-from tokenginx.errors import CommandError, syntax_error
+from tokenginx.errors import BusyScriptError, CommandError, syntax_error
 from tokenginx.replies import OK, Status, Verbatim
 from tokenginx.storage.memory import value_size
 from tokenginx.version import REDIS_COMPAT_VERSION, __version__
@@ -299,13 +299,18 @@ def monitor(client: Client, argv: list[bytes]) -> object:
     return OK
 
 
-@command("shutdown", -1, "admin noscript loading stale no_multi", acl="admin slow dangerous", summary="Synchronously saves the database(s) to disk and shuts down the Redis server.")
+@command("shutdown", -1, "admin noscript loading stale no_multi allow_busy", acl="admin slow dangerous", summary="Synchronously saves the database(s) to disk and shuts down the Redis server.")
 def shutdown(client: Client, argv: list[bytes]) -> object:
     for a in argv[1:]:
         if a.upper() not in (b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"):
             raise syntax_error()
     if any(a.upper() == b"ABORT" for a in argv[1:]):
         raise CommandError("ERR No shutdown in progress.")
+    if client.state.busy:
+        # A script is busy: only SHUTDOWN NOSAVE, which stops it (see ScriptEngine).
+        if not any(a.upper() == b"NOSAVE" for a in argv[1:]):
+            raise BusyScriptError()
+        client.state.scripts.shutdown_while_busy()
     stop = client.state.shutdown_requested
     if stop is None:
         raise CommandError("ERR Errors trying to SHUTDOWN. Check logs.")

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from tokenginx.client import Client
 from tokenginx.commands.table import Command
-from tokenginx.errors import CommandError, ExecAbortError, NoAuthError, wrong_arity
+from tokenginx.errors import (
+    BusyScriptError,
+    CommandError,
+    ExecAbortError,
+    NoAuthError,
+    wrong_arity,
+)
 from tokenginx.replies import QUEUED, Push, Status
 from tokenginx.sso.kinds import kind_of
 
@@ -51,6 +57,18 @@ def _allowed_while_loading(cmd: Command, argv: list[bytes]) -> bool:
             return True  # answered "unknown subcommand", as Redis does while loading
         cmd = sub
     return "loading" in cmd.flags or cmd.no_auth
+
+
+BUSY_SCRIPT = BusyScriptError()
+
+
+def _allowed_while_busy(cmd: Command, argv: list[bytes]) -> bool:
+    if cmd.subcommands is not None and len(argv) >= 2:
+        sub = cmd.subcommands.get(argv[1].lower())
+        if sub is None:
+            return False
+        cmd = sub
+    return "allow_busy" in cmd.flags
 
 
 def _printable(b: Any) -> str:
@@ -89,7 +107,16 @@ class Gate:
         """While loading, only commands flagged ``loading`` (INFO, PING-free handshakes,
         CONFIG …) run; the rest answer ``-LOADING`` as Redis does."""
         self.state.loading = loading
-        self._by_bytes = {} if loading else self.table._by_bytes
+        self._by_bytes = {} if loading or self.state.busy else self.table._by_bytes
+
+    def set_busy(self, busy: bool) -> None:
+        """While a script is busy, only ``allow_busy`` commands run (AUTH, MULTI,
+        SCRIPT KILL, SHUTDOWN…); the rest answer ``-BUSY`` as Redis does."""
+        self.state.busy = busy
+        if busy:
+            self._by_bytes = {}
+        elif not self.state.loading:
+            self._by_bytes = self.table._by_bytes
 
     def set_slowlog_threshold(self, us: int) -> None:
         self.slow_ns = us * 1000 if us >= 0 else -1
@@ -109,6 +136,8 @@ class Gate:
                 return self._reject(client, None, unknown_command(argv))
             if self.state.loading and not _allowed_while_loading(cmd, argv):
                 return self._reject(client, cmd, LOADING)
+            if self.state.busy and not client.in_script and not _allowed_while_busy(cmd, argv):
+                return self._reject(client, cmd, BUSY_SCRIPT)
         n = len(argv)
         if cmd.subcommands is not None and n >= 2:
             cmd = self._subcommand(client, cmd, argv)

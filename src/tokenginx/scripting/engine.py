@@ -16,9 +16,16 @@ Semantics are Redis 7's (https://redis.io/docs/latest/develop/interact/programma
   ``redis.setresp(3)`` switches the conversion and the script client's protocol);
 * a script's own error is reported as ``<message> script: <sha>, on
   @user_script:<line>.``;
-* a script running longer than :data:`SCRIPT_TIME_LIMIT_S` is aborted with
-  ``ERR Script killed: execution time limit exceeded``. The server is single
-  threaded, so this limit replaces Redis's BUSY state and SCRIPT KILL.
+* a script running longer than ``scripting.busy_reply_threshold_ms`` (CONFIG
+  ``busy-reply-threshold``/``lua-time-limit``) makes the server *busy*, as Redis: the
+  instruction hook then serves RESP clients itself (``transport/resp/busy.py``), the
+  gate answers ``-BUSY`` to all but the ``allow_busy`` commands, ``SCRIPT KILL`` stops
+  a script that has not written yet (else ``-UNKILLABLE``), ``SHUTDOWN NOSAVE`` stops
+  the server, and so do SIGTERM/SIGINT: a script that has written is then not
+  finished, the process exits before the write-ahead log takes any of its writes;
+* the Lua runtime's memory is capped (``scripting.max_memory_mb``): past it a script
+  gets ``not enough memory``, the server is unharmed;
+* ``unpack`` refuses ranges the C stack cannot hold (Redis patches luaB_unpack).
 
 Known differences from Redis, all outside normal use:
 
@@ -28,7 +35,8 @@ Known differences from Redis, all outside normal use:
   @user_script:N.`` suffix, because Lua discarded the caller's frame;
 * the global ``debug`` reads as ``false`` instead of raising: lupa looks it up,
   unprotected, before every call into Lua;
-* no ``cmsgpack`` or ``struct`` libraries, and no cjson configuration functions.
+* no ``struct`` library and no cjson configuration functions (``cmsgpack`` is
+  there: :mod:`~tokenginx.scripting.luamsgpack`).
 """
 
 from __future__ import annotations
@@ -36,18 +44,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
+import signal
+import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lupa.lua51 import LuaError, LuaRuntime
+from lupa.lua51 import LuaError, LuaMemoryError, LuaRuntime
 
 from tokenginx.client import Client
 from tokenginx.errors import CommandError
 from tokenginx.replies import NULL_ARRAY, Status, Verbatim
-from tokenginx.scripting import bitops, luajson
+from tokenginx.scripting import bitops, luajson, luamsgpack
 from tokenginx.scripting.prelude import PRELUDE
 from tokenginx.transport.resp.encoder import encode_resp2
 from tokenginx.version import REDIS_COMPAT_VERSION
@@ -58,13 +69,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tokenginx.script")
 
-SCRIPT_TIME_LIMIT_S = 5.0
-"""Wall-clock budget of one script run. Read at the start of every run (patchable)."""
-
 HOOK_INSTRUCTIONS = 100_000
-"""Lua instructions between two time-limit checks (Redis uses the same count)."""
+"""Lua instructions between two busy checks (Redis uses the same count)."""
 
-KILLED_MESSAGE = "ERR Script killed: execution time limit exceeded"
+KILLED_MESSAGE = "ERR Script killed by user with SCRIPT KILL..."
+UNKILLABLE = (
+    "UNKILLABLE Sorry the script already executed write commands against the dataset. "
+    "You can either wait the script termination or kill the server in a hard way using "
+    "the SHUTDOWN NOSAVE command."
+)
+NOTBUSY = "NOTBUSY No scripts in execution right now."
 
 _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
@@ -180,8 +194,13 @@ class ScriptEngine:
         self._lua: LuaRuntime | None = None
         self._client: Client | None = None
         # per-run state, read by the callbacks
-        self._deadline: float | None = None
+        self._busy_at: float | None = None  # when the running script turns busy
+        self._busy = False
         self._killed = False
+        self._wrote = False  # the running script has called a write command
+        self._stop_signal = False  # SIGTERM/SIGINT arrived while busy
+        self._saved_handlers: dict[int, Any] = {}
+        self._caller: Client | None = None
         self._running = False
         self._read_only = False
         self._resp = 2
@@ -248,26 +267,36 @@ class ScriptEngine:
         self._prepare_client(caller)
         self._read_only = read_only or script.no_writes
         self._resp = 2
-        self._killed = False
+        self._killed = self._wrote = self._stop_signal = False
+        self._caller = caller
         keys_table = lua.table_from(keys)
         args_table = lua.table_from(args)
+        threshold_ms = self.state.config.scripting.busy_reply_threshold_ms
         self._running = True
-        self._deadline = time.monotonic() + SCRIPT_TIME_LIMIT_S
+        self._busy_at = time.monotonic() + threshold_ms / 1000
         try:
             outcome = self._run(script.function, keys_table, args_table)
+        except LuaMemoryError:
+            outcome = (False, b"ERR Error running script: not enough memory")
         except LuaError as e:  # the Lua runtime failed outside the script's own pcall
             outcome = (False, _lua_error_message(e).encode())
         finally:
-            self._deadline = None
+            self._busy_at = None
             self._running = False
+            self._caller = None
             self._clear_hook()
+            if self._busy:
+                self._leave_busy(script)
         if self._killed:
-            log.warning(
-                "Lua script %s killed: ran longer than %ss", script.sha, SCRIPT_TIME_LIMIT_S
-            )
+            log.warning("Lua script killed by user with SCRIPT KILL.")
+            if not outcome[0] and _text(outcome[1]).startswith(KILLED_MESSAGE):
+                return self._script_error(script, outcome)
             return CommandError(KILLED_MESSAGE)
         if outcome[0]:
             return self._to_redis(outcome[1])
+        return self._script_error(script, outcome)
+
+    def _script_error(self, script: Script, outcome: Any) -> CommandError:
         message = _text(outcome[1])
         source = outcome[2] if len(outcome) > 2 else None
         line = outcome[3] if len(outcome) > 3 else None
@@ -296,6 +325,7 @@ class ScriptEngine:
         if lua is not None:
             return lua
         lua = LuaRuntime(
+            max_memory=self.state.config.scripting.max_memory_mb * 1024 * 1024,
             encoding=None,
             unpack_returned_tuples=True,
             register_eval=False,
@@ -326,20 +356,99 @@ class ScriptEngine:
             REDIS_COMPAT_VERSION.encode(),
             (major << 16) | (minor << 8) | patch,
             HOOK_INSTRUCTIONS,
+            _weak(self._msgpack_pack, (False, b"cmsgpack: internal error", 2)),
+            _weak(self._msgpack_unpack, (False, b"cmsgpack: internal error", 2)),
             name="=tokenginx prelude",
         )
         self._lua = lua
         return lua
 
+    # -- busy scripts ---------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def kill(self) -> None:
+        """SCRIPT KILL: stop the busy script at its next hook, if it has not written."""
+        if not self._running or not self._busy:
+            raise CommandError(NOTBUSY)
+        if self._wrote:
+            raise CommandError(UNKILLABLE)
+        self._killed = True
+
+    def shutdown_while_busy(self) -> None:
+        """SHUTDOWN NOSAVE (or a signal) while busy: a script that has not written is
+        stopped and the server shuts down as usual; one that has written cannot be
+        undone, so the process exits now, before the write-ahead log takes its writes
+        (everything acknowledged is already in the log)."""
+        if self._wrote:
+            log.warning(
+                "shutting down while a script that wrote is running: "
+                "exiting without its writes"
+            )
+            logging.shutdown()
+            os._exit(0)
+        self._killed = True
+
+    def _enter_busy(self) -> None:
+        self._busy = True
+        threshold = self.state.config.scripting.busy_reply_threshold_ms
+        log.warning(
+            "Slow script detected: still in execution after %d milliseconds. You can try "
+            "killing the script using the SCRIPT KILL command.",
+            threshold,
+        )
+        self.state.gate.set_busy(True)  # type: ignore[attr-defined]
+        poller = self.state.busy_poller
+        if poller is not None:
+            poller.start()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    self._saved_handlers[sig] = signal.signal(sig, self._on_signal)
+                except (ValueError, OSError):
+                    pass
+
+    def _leave_busy(self, script: Script) -> None:
+        self._busy = False
+        for sig, handler in self._saved_handlers.items():
+            try:
+                signal.signal(sig, handler)
+            except (ValueError, OSError, TypeError):
+                pass
+        self._saved_handlers.clear()
+        poller = self.state.busy_poller
+        if poller is not None:
+            poller.stop()
+        self.state.gate.set_busy(False)  # type: ignore[attr-defined]
+        if self._stop_signal:
+            stop = self.state.shutdown_requested
+            if stop is not None:
+                stop()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # Python runs this between two of the hook's bytecodes; act on it there.
+        self._stop_signal = True
+
     # -- callbacks from Lua (they never raise: see _weak) --------------------------------
     def _check_time(self) -> bool:
-        deadline = self._deadline
-        if deadline is None:
+        """The instruction hook: True stops the script (it was killed)."""
+        if not self._running:
             return False
-        if self._killed or time.monotonic() >= deadline:
-            self._killed = True
+        if self._killed:
             return True
-        return False
+        if not self._busy:
+            busy_at = self._busy_at
+            if busy_at is None or time.monotonic() < busy_at:
+                return False
+            self._enter_busy()
+        poller = self.state.busy_poller
+        if poller is not None:
+            poller.poll(self._caller)
+        if self._stop_signal and not self._killed:
+            log.warning("signal received while a script is busy: stopping it")
+            self.shutdown_while_busy()
+        return self._killed
 
     def _redis_call(self, *args: Any) -> tuple[bool, Any]:
         """redis.call: ``(False, reply)``, or ``(True, error text)`` to raise."""
@@ -393,6 +502,8 @@ class ScriptEngine:
             return CommandError("ERR This Redis command is not allowed from script")
         if self._read_only and (target.write or "may_replicate" in target.flags):
             return CommandError("ERR Write commands are not allowed from read-only scripts.")
+        if target.write:
+            self._wrote = True  # from now on SCRIPT KILL cannot undo this script
         assert self._client is not None
         return state.gate.execute(self._client, argv)  # type: ignore[attr-defined]
 
@@ -417,6 +528,12 @@ class ScriptEngine:
     def _json_decode(self, data: bytes) -> tuple[bool, Any]:
         ok, out = luajson.decode(data, self._lua_table, self._null)
         return ok, out if ok else out.encode()
+
+    def _msgpack_pack(self, *values: Any) -> tuple[Any, ...]:
+        return luamsgpack.pack(values, self._check_time)
+
+    def _msgpack_unpack(self, data: bytes, limit: float, offset: float, base: int) -> Any:
+        return luamsgpack.unpack(data, limit, offset, int(base), self._lua_table, self._check_time)
 
     # -- conversions --------------------------------------------------------------------
     def _lua_table(self, items: Any) -> Any:

@@ -57,6 +57,7 @@ _STRUCTS = {
     0xCA: _FLOAT,
     0xCB: _DOUBLE,
 }
+_PLAIN_KEYS = (bytes, int, float)  # not bool: True == 1 in Python, not in Lua
 _TOO_MANY_VALUES = "too many return values at once; use unpack_one or unpack_limit instead."
 
 Result = tuple[Any, ...]
@@ -291,6 +292,10 @@ class _Decoder:
     def table(self, c: _Container) -> Any:
         if not c.is_map:
             return self.new_table(c.items)
+        if all(type(k) in _PLAIN_KEYS for k, _ in c.items):
+            pairs = dict(c.items)  # keys equal in Python exactly when equal in Lua
+            if len(pairs) == len(c.items):  # no repeated key: the same sets, in order
+                return self.new_table(pairs)
         t = self.new_table([])
         for k, v in c.items:  # one lua_settable each, in order, as the C code
             t[k] = v
@@ -299,9 +304,9 @@ class _Decoder:
     def item(self, top: int) -> tuple[Any, _Container | None]:
         """A scalar, or the header of a table (its items are still to be read)."""
         self.handled += 1
-        if self.check_time is not None and self.handled % _CHECK_EVERY == 0:
-            if self.check_time():
-                raise _Fail(None)
+        check_time = self.check_time
+        if check_time is not None and self.handled % _CHECK_EVERY == 0 and check_time():
+            raise _Fail(None)
         self.need(1)
         if top + 1 > MAX_CSTACK:
             raise _stack_overflow(_TOO_MANY_VALUES)

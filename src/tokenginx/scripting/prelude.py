@@ -10,7 +10,7 @@ The sandbox follows Redis 7:
 
 * globals: base library (minus ``dofile``/``loadfile``/``print``, and minus
   ``getfenv``/``setfenv``/``newproxy`` as in Redis 7.0.15 and 7.2.7), ``string``,
-  ``table``, ``math``, ``coroutine``, ``cjson``, ``bit``, ``redis``; no ``io``,
+  ``table``, ``math``, ``coroutine``, ``cjson``, ``bit``, ``cmsgpack``, ``redis``; no ``io``,
   ``os``, ``package``/``require``/``module``, ``debug`` or ``python``;
 * the global table and every library table are read-only ("Attempt to modify a
   readonly table"), and reading an unknown global is an error ("Script attempted to
@@ -18,16 +18,18 @@ The sandbox follows Redis 7:
   tables, so the libraries are empty proxies; ``pairs``, ``next``, ``rawget`` and
   ``rawset`` are taught to see through (or refuse) them;
 * ``loadstring``/``load`` refuse precompiled bytecode (a known Lua 5.1 escape);
-* a count hook on the main thread and on every coroutine asks Python whether the
-  time limit passed; once it has, the hook fires on every instruction so a script
-  cannot keep itself alive by catching the error with ``pcall``.
+* a count hook on the main thread and on every coroutine calls Python (which serves
+  other clients once the script is busy, and says whether SCRIPT KILL stopped it);
+  once killed, the hook fires on every instruction so a script cannot keep itself
+  alive by catching the error with ``pcall``.
 """
 
 from __future__ import annotations
 
 PRELUDE = rb"""
 local py_call, py_pcall, py_error_text, py_check, py_log, py_setresp, py_sha1,
-      py_encode, py_decode, py_bit, py_acl, REDIS_VERSION, REDIS_VERSION_NUM, HOOK_COUNT = ...
+      py_encode, py_decode, py_bit, py_acl, REDIS_VERSION, REDIS_VERSION_NUM, HOOK_COUNT,
+      py_mp_pack, py_mp_unpack = ...
 
 -- Everything used after the sandbox is sealed is captured here.
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
@@ -64,7 +66,7 @@ local hook
 hook = function()
   if py_check() then
     sethook(hook, '', 1)
-    error({err = 'ERR Script killed: execution time limit exceeded'}, 0)
+    error({err = 'ERR Script killed by user with SCRIPT KILL...'}, 0)
   end
 end
 
@@ -225,6 +227,102 @@ bit_function('band', 1, true); bit_function('bor', 1, true); bit_function('bxor'
 bit_function('lshift', 2); bit_function('rshift', 2); bit_function('arshift', 2)
 bit_function('rol', 2); bit_function('ror', 2); bit_function('tohex', 2)
 
+-- cmsgpack (lua-cmsgpack's API; the work is done in Python, see luamsgpack.py) --------------
+-- The wrappers check the arguments in the C code's order and with its messages
+-- (luaL_check*), Python does the rest. A Python error comes with its error() level:
+-- 2 names the script's line (luaL_error), 0 nothing (an error Lua raises inside the C
+-- function, such as "table index is nil"); no message means the time limit passed.
+local cmsgpack = {}
+local MP_MAX_ARGS = 4000  -- mp_pack's lua_checkstack(L, nargs), on nargs slots already used
+
+local function mp_error(msg, level)
+  if msg == nil then
+    hook()  -- raises the time-limit error
+    msg = 'cmsgpack: interrupted'
+  end
+  error(msg, level > 0 and level + 1 or 0)
+end
+
+-- luaL_argerror: the function is named as its caller called it ('?' through pcall).
+-- level: the wrapper's level, seen from arg_error's caller.
+local function arg_error(level, narg, extramsg)
+  local ar = getinfo(level + 1, 'n')
+  local name = ar and ar.name or '?'
+  if ar and ar.namewhat == 'method' then
+    narg = narg - 1
+    if narg == 0 then error(format("calling '%s' on bad self (%s)", name, extramsg), level + 2) end
+  end
+  error(format("bad argument #%d to '%s' (%s)", narg, name, extramsg), level + 2)
+end
+
+local function mp_string(n, s)  -- luaL_checklstring(L, 1): numbers are converted
+  if type(s) == 'number' then return tostring(s) end
+  if type(s) ~= 'string' then
+    arg_error(2, 1, 'string expected, got ' .. (n < 1 and 'no value' or type(s)))
+  end
+  return s
+end
+
+local function mp_integer(narg, n, v, default)  -- luaL_checkinteger / luaL_optinteger
+  if v == nil and default ~= nil then return default end
+  local x = tonumber(v)
+  if x == nil then
+    arg_error(2, narg, 'number expected, got ' .. (narg > n and 'no value' or type(v)))
+  end
+  return x
+end
+
+-- The results, t[1..n] (at most 7999: what the C stack could hold). unpack is a C
+-- function with 3 arguments, so it can return at most 7997 values itself.
+local function mp_results(t, n)
+  if n <= 7997 then return unpack(t, 1, n) end
+  return t[1], t[2], unpack(t, 3, n)
+end
+
+function cmsgpack.pack(...)
+  local n = select('#', ...)
+  if n == 0 then arg_error(1, 0, 'MessagePack pack needs input.') end
+  if n > MP_MAX_ARGS then arg_error(1, 0, 'Too many arguments for MessagePack pack.') end
+  local ok, out, level = py_mp_pack(...)
+  if not ok then mp_error(out, level) end
+  return out
+end
+
+function cmsgpack.unpack(...)
+  local n = select('#', ...)
+  local s = mp_string(n, (...))
+  local ok, count, out = py_mp_unpack(s, 0, 0, n)
+  if not ok then mp_error(count, out) end
+  return mp_results(out, count)
+end
+
+function cmsgpack.unpack_one(...)
+  local n = select('#', ...)
+  local s, offset = ...
+  offset = mp_integer(2, n, offset, 0)
+  s = mp_string(n, s)
+  local ok, count, out = py_mp_unpack(s, 1, offset, 1)
+  if not ok then mp_error(count, out) end
+  return mp_results(out, count)
+end
+
+function cmsgpack.unpack_limit(...)
+  local n = select('#', ...)
+  local s, limit, offset = ...
+  limit = mp_integer(2, n, limit)
+  offset = mp_integer(3, n, offset, 0)
+  s = mp_string(n, s)
+  local ok, count, out = py_mp_unpack(s, limit, offset, 1)
+  if not ok then mp_error(count, out) end
+  return mp_results(out, count)
+end
+
+-- Set after the functions, as luaopen_create does (the order of next() depends on it).
+cmsgpack._NAME = 'cmsgpack'
+cmsgpack._VERSION = 'lua-cmsgpack 0.4.0'
+cmsgpack._COPYRIGHT = 'Copyright (C) 2012, Salvatore Sanfilippo'
+cmsgpack._DESCRIPTION = 'MessagePack C implementation for Lua'
+
 -- Replacements of base functions -------------------------------------------------------
 -- Lua 5.1's unpack sizes the stack from the caller's numbers: a huge range overflows
 -- lua_checkstack's arithmetic and crashes the process (Redis patches luaB_unpack for
@@ -337,7 +435,7 @@ local base = {
   rawget = safe_rawget, rawset = safe_rawset, next = safe_next, pairs = safe_pairs,
   string = readonly(string_lib), table = readonly(table_lib), math = readonly(math_lib),
   coroutine = readonly(co_lib), redis = readonly(redis), cjson = readonly(cjson),
-  bit = readonly(bit), _G = G,
+  bit = readonly(bit), cmsgpack = readonly(cmsgpack), _G = G,
   -- lupa reads the global 'debug' (for debug.traceback) before every call into Lua,
   -- outside protected mode: it must resolve without raising, and without running code.
   debug = false,

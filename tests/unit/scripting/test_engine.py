@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import time
 import weakref
 
 import pytest
@@ -16,7 +15,6 @@ from tests.conftest import GateHarness
 from tokenginx.commands import ALL_GROUPS, hashes, scripting, sets
 from tokenginx.errors import CommandError
 from tokenginx.replies import NULL_ARRAY, Status, Verbatim
-from tokenginx.scripting import engine as engine_module
 from tokenginx.scripting.engine import ScriptEngine, engine_for, parse_shebang
 
 GROUPS = [*ALL_GROUPS, *(g for g in (scripting.group, hashes.group, sets.group) if g not in ALL_GROUPS)]
@@ -475,7 +473,33 @@ def test_bit(gate):
     assert "number expected" in error(run(gate, "return bit.band('x')"))
 
 
-# -- the time limit ------------------------------------------------------------------------------
+# -- busy scripts: -BUSY to others, SCRIPT KILL ------------------------------------------------
+class KillingPoller:
+    """Stands in for the RESP door's busy poller: on its n-th poll another client
+    tries a command (it must get -BUSY) and then sends SCRIPT KILL."""
+
+    def __init__(self, gate: GateHarness, kill_after: int = 3) -> None:
+        self.gate = gate
+        self.other = gate.new_client()
+        self.polls = 0
+        self.kill_after = kill_after
+        self.replies: list = []
+        self.started = self.stopped = 0
+
+    def start(self) -> None:
+        self.started += 1
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+    def poll(self, caller) -> None:
+        self.polls += 1
+        if self.polls == self.kill_after:
+            self.replies.append(self.gate.call("GET", "k", client=self.other))
+            self.replies.append(self.gate.call("PING", client=self.other))
+            self.replies.append(self.gate.call("SCRIPT", "KILL", client=self.other))
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -485,14 +509,56 @@ def test_bit(gate):
         "while true do redis.call('ping') end",
     ],
 )
-def test_time_limit(gate, monkeypatch, body):
-    monkeypatch.setattr(engine_module, "SCRIPT_TIME_LIMIT_S", 0.05)
-    t0 = time.monotonic()
-    assert error(run(gate, body)) == "ERR Script killed: execution time limit exceeded"
-    assert time.monotonic() - t0 < 1
-    # the server and the runtime are fine afterwards
+def test_a_busy_script_answers_busy_to_others_and_dies_by_script_kill(gate, body):
+    gate.state.config.scripting.busy_reply_threshold_ms = 20
+    poller = gate.state.busy_poller = KillingPoller(gate)
+    reply = run(gate, body)
+    assert error(reply).startswith("ERR Script killed by user with SCRIPT KILL...")
+    busy = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    assert [error(r) for r in poller.replies[:2]] == [busy, busy]
+    assert poller.replies[2] == b"OK"
+    assert (poller.started, poller.stopped) == (1, 1)
+    # Not busy any more: the server and the runtime are fine.
+    assert gate.state.busy is False
     assert run(gate, "local n = 0 for i = 1, 1000 do n = n + i end return n") == 500500
-    assert gate.ok("PING") == b"PONG"
+    assert gate.ok("PING", client=poller.other) == b"PONG"
+    assert error(gate.call("SCRIPT", "KILL")) == "NOTBUSY No scripts in execution right now."
+
+
+def test_a_script_that_wrote_cannot_be_killed(gate):
+    gate.state.config.scripting.busy_reply_threshold_ms = 20
+    poller = gate.state.busy_poller = KillingPoller(gate)
+    body = "redis.call('set', 'k', 'v') local i = 0 while i < 3e7 do i = i + 1 end return i"
+    assert run(gate, body) == 30_000_000
+    assert error(poller.replies[2]).startswith("UNKILLABLE Sorry the script already executed")
+    assert gate.ok("GET", "k") == b"v"
+
+
+def test_a_script_under_the_threshold_is_not_busy(gate):
+    poller = gate.state.busy_poller = KillingPoller(gate, kill_after=1)
+    assert run(gate, "local i = 0 while i < 1e6 do i = i + 1 end return i") == 1_000_000
+    assert (poller.started, poller.polls) == (0, 0)
+
+
+def test_the_runtime_memory_is_capped(gate):
+    gate.state.config.scripting.max_memory_mb = 16
+    engine_for(gate.state).flush()  # a new runtime takes the new ceiling
+    reply = run(gate, "local t = {} for i = 1, 64 do t[i] = string.rep('x', 1024 * 1024) .. i end")
+    assert "not enough memory" in error(reply)
+    assert run(gate, "return string.rep('x', 1024):len()") == 1024
+    pcall_reply = run(gate, "return pcall(string.rep, 'x', 64 * 1024 * 1024)")
+    assert pcall_reply is None  # false: the allocation failed inside the script
+
+
+def test_unpack_refuses_what_the_c_stack_cannot_hold(gate):
+    # Lua 5.1's unpack crashed the process on this (CVE class Redis patches).
+    assert "too many results to unpack" in error(run(gate, "return {unpack({1, 2, 3}, 0, 2147483647)}"))
+    assert "too many results to unpack" in error(run(gate, "return {unpack({}, -2^31, 2^31)}"))
+    assert "too many results to unpack" in error(run(gate, "return unpack({}, 0/0, 1)"))
+    assert run(gate, "return #{unpack(ARGV)}", args=[b"a"] * 7999) == 7999
+    assert "too many results" in error(run(gate, "return #{unpack(ARGV)}", args=[b"a"] * 8000))
+    assert run(gate, "return {unpack({1, 2, 3}, 2)}") == [2, 3]
+    assert run(gate, "return {unpack({1, 2, 3}, 3, 1)}") == []
 
 
 # -- shebang ------------------------------------------------------------------------------------

@@ -121,6 +121,11 @@ class RespProtocol(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.client is not None:
+            # Accepted while a script was busy (busy.py) and now handed to the loop:
+            # same client, a real transport.
+            self.transport = transport  # type: ignore[assignment]
+            return
         self.transport = transport  # type: ignore[assignment]
         state = self.state
         if len(state.clients) >= state.config.server.max_connections:
@@ -201,6 +206,11 @@ class RespProtocol(asyncio.Protocol):
         if journal is not None and (
             self._held or journal.dirty or (journal.buffer and journal.error is None)
         ):
+            if self.state.busy and not self._held:
+                # Answered while a script is busy (-BUSY, SCRIPT KILL, MULTI…): these
+                # acknowledge no write, and the log commits only after the script.
+                self._send(out)
+                return
             # Held replies keep their order: once one waits, the next ones wait too.
             self._held += 1
             journal.after_commit(lambda error: self._release(out, count, error))
@@ -352,6 +362,19 @@ class RespProtocol(asyncio.Protocol):
             self._drain_backlog()
         elif not self._paused:
             transport.resume_reading()
+
+    def servable_while_busy(self) -> bool:
+        """Whether a busy script's poll may answer this connection now (see busy.py):
+        not when earlier replies still wait, which the answers would overtake."""
+        return not (
+            self._closed
+            or self._paused
+            or self._held
+            or self._backlog is not None
+            or self._app_task is not None
+            or self.client is None
+            or self.client.closing
+        )
 
     @property
     def client_id(self) -> str:
