@@ -285,7 +285,7 @@ function cmsgpack.pack(...)
   if n > MP_MAX_ARGS then arg_error(1, 0, 'Too many arguments for MessagePack pack.') end
   local ok, out, level = py_mp_pack(...)
   if not ok then mp_error(out, level) end
-  return out
+  return out[1]  -- the string, in a table: made while Python held the memory cap off
 end
 
 function cmsgpack.unpack(...)
@@ -324,18 +324,27 @@ cmsgpack._COPYRIGHT = 'Copyright (C) 2012, Salvatore Sanfilippo'
 cmsgpack._DESCRIPTION = 'MessagePack C implementation for Lua'
 
 -- Replacements of base functions -------------------------------------------------------
--- Lua 5.1's unpack sizes the stack from the caller's numbers: a huge range overflows
--- lua_checkstack's arithmetic and crashes the process (Redis patches luaB_unpack for
--- the same reason). Refuse any range the C stack cannot hold before calling it.
+-- Lua 5.1's unpack computes e - i + 1 in C ints: a huge range overflows, and an
+-- optimising compiler drops the overflow check, so the process crashed (the CVE class
+-- Redis patches in luaB_unpack). The bounds are converted here exactly as C converts
+-- them ((int)(ptrdiff_t)d), and a range the C stack cannot hold is refused before the
+-- C function runs; ranges that pass reach it unchanged.
 local MAX_CSTACK = 8000  -- LUAI_MAXCSTACK: what lua_checkstack lets a C function use
+local TWO31, TWO32, TWO63 = 2^31, 2^32, 2^63
+local function c_int(d)
+  if d ~= d or d >= TWO63 or d < -TWO63 then return 0 end  -- what x86-64 gives
+  local m = trunc(d) % TWO32
+  if m >= TWO31 then m = m - TWO32 end
+  return m
+end
 local function safe_unpack(...)
   local t, i, j = ...
   if type(t) == 'table' then
     local lo, hi = tonumber(i or 1), tonumber(j or #t)
     if lo and hi then
+      lo, hi = c_int(lo), c_int(hi)
       -- the C function's frame holds its arguments and then the results
-      local n = hi - lo + 1
-      if n ~= n or (n > 0 and n + select('#', ...) > MAX_CSTACK) then
+      if lo <= hi and hi - lo + 1 + select('#', ...) > MAX_CSTACK then
         error('too many results to unpack', 2)
       end
     end
