@@ -84,13 +84,21 @@ def _section_memory(client: Client) -> list[str]:
     used = st.keyspace.used_memory()
     rss = _rss_bytes()
     maxmem = st.keyspace.max_memory
+    engine = st.scripts
+    lua_bytes = engine.memory_used() if engine is not None else 0
+    scripts_bytes = sum(len(sc.body) for sc in engine.scripts.values()) if engine is not None else 0
     return [
         f"used_memory:{used}",
         f"used_memory_human:{_human(used)}",
         f"used_memory_rss:{rss}",
         f"used_memory_rss_human:{_human(rss)}",
         f"used_memory_peak:{max(used, 0)}",
-        f"used_memory_dataset:{used}",
+        f"used_memory_dataset:{used - st.keyspace.overhead}",
+        f"used_memory_startup:{st.keyspace.overhead}",
+        f"used_memory_lua:{lua_bytes}",
+        f"used_memory_vm_eval:{lua_bytes}",
+        f"used_memory_scripts_eval:{scripts_bytes}",
+        f"number_of_cached_scripts:{len(engine) if engine is not None else 0}",
         f"maxmemory:{maxmem}",
         f"maxmemory_human:{_human(maxmem)}",
         f"maxmemory_policy:{st.keyspace.eviction_policy}",

@@ -127,7 +127,6 @@ _NOSCRIPT_FALLBACK = frozenset(
         "slaveof",
         "replicaof",
         "failover",
-        "wait",
         "waitaof",
         "shutdown",
         "save",
@@ -263,6 +262,10 @@ class ScriptEngine:
             raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
         if self._running:  # EVAL is "noscript", so only a bug can get here
             raise CommandError("ERR This Redis command is not allowed from script")
+        flags = script.flags
+        if flags is not None and not script.no_writes and b"allow-oom" not in flags:
+            # A shebang script that may write does not start over maxmemory (Redis 7).
+            self.state.keyspace.ensure_memory()
         lua = self._runtime()
         self._prepare_client(caller)
         self._read_only = read_only or script.no_writes
@@ -530,10 +533,43 @@ class ScriptEngine:
         return ok, out if ok else out.encode()
 
     def _msgpack_pack(self, *values: Any) -> tuple[Any, ...]:
-        return luamsgpack.pack(values, self._check_time)
+        def work() -> tuple[Any, ...]:
+            result = luamsgpack.pack(values, self._check_time)
+            if not result[0]:
+                return result
+            return True, self._lua_table([result[1]])  # the string made while uncapped
+
+        return self._uncapped(work)
 
     def _msgpack_unpack(self, data: bytes, limit: float, offset: float, base: int) -> Any:
-        return luamsgpack.unpack(data, limit, offset, int(base), self._lua_table, self._check_time)
+        return self._uncapped(
+            lambda: luamsgpack.unpack(
+                data, limit, offset, int(base), self._lua_table, self._check_time
+            )
+        )
+
+    def _uncapped(self, work: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+        """``work()`` (Python making Lua values for cmsgpack) with the Lua memory cap
+        lifted: lupa allocates outside Lua's protected calls, where running out of
+        memory aborts the process. Past the cap (after a full collection), the values
+        are dropped and the script gets ``not enough memory`` instead."""
+        lua = self._lua
+        limit = lua.get_max_memory(total=True) if lua is not None else None
+        if lua is None or not limit:
+            return work()
+        lua.set_max_memory(0)
+        try:
+            result = work()
+            if lua.get_memory_used(total=True) < limit:
+                return result
+            lua.gccollect()
+            if lua.get_memory_used(total=True) < limit:
+                return result
+            del result
+            lua.gccollect()
+            return False, b"not enough memory", 0
+        finally:
+            lua.set_max_memory(limit, total=True)
 
     # -- conversions --------------------------------------------------------------------
     def _lua_table(self, items: Any) -> Any:

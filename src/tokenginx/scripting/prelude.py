@@ -73,10 +73,14 @@ end
 -- Read-only tables --------------------------------------------------------------------
 local proxied = setmetatable({}, {__mode = 'k'})  -- proxy -> real table
 local function readonly_error() error('Attempt to modify a readonly table', 2) end
+-- What getmetatable shows of a read-only table: itself read-only, as in Redis 7
+-- (whose patched Lua makes _G, the libraries and their metatables read-only).
+local SEALED = setmetatable({}, {__newindex = readonly_error, __metatable = false})
+proxied[SEALED] = {}  -- rawset refuses it too
 local function readonly(real)
   local p = {}
   proxied[p] = real
-  return setmetatable(p, {__index = real, __newindex = readonly_error, __metatable = false})
+  return setmetatable(p, {__index = real, __newindex = readonly_error, __metatable = SEALED})
 end
 
 -- redis.* ----------------------------------------------------------------------------
@@ -198,6 +202,21 @@ function cjson.decode(...)
   local ok, out = py_decode(s)
   if not ok then error(out, 2) end
   return out
+end
+
+-- lua-cjson's encode_keep_buffer only chooses whether the encoder reuses its buffer;
+-- nothing a script can see depends on it, so the setting is kept and reported.
+local keep_buffer = true
+function cjson.encode_keep_buffer(...)
+  local n = select('#', ...)
+  if n > 1 then error("bad argument #2 to 'encode_keep_buffer' (found too many arguments)", 2) end
+  if n == 1 then
+    local v = ...
+    if type(v) == 'boolean' then keep_buffer = v
+    elseif v == 'on' or v == 'off' then keep_buffer = (v == 'on')
+    else error("bad argument #1 to 'encode_keep_buffer' (invalid option '" .. tostring(v) .. "')", 2) end
+  end
+  return keep_buffer
 end
 
 local function is_null(v) return v == null end
@@ -391,6 +410,11 @@ local function safe_load(reader, name)
   return safe_loadstring(concat(parts), name or '=(load)')
 end
 
+local function safe_setmetatable(t, mt)
+  if t == G or proxied[t] then error('Attempt to modify a readonly table', 2) end
+  return setmetatable(t, mt)
+end
+
 local function safe_rawset(t, k, v)
   if proxied[t] then error('Attempt to modify a readonly table', 2) end
   return rawset(t, k, v)
@@ -438,7 +462,7 @@ local table_lib = copy(table)
 local base = {
   assert = assert, collectgarbage = collectgarbage, error = error, gcinfo = gcinfo,
   getmetatable = getmetatable, ipairs = ipairs, rawequal = rawequal, select = select,
-  setmetatable = setmetatable, tonumber = tonumber, tostring = tostring, type = type,
+  setmetatable = safe_setmetatable, tonumber = tonumber, tostring = tostring, type = type,
   unpack = safe_unpack, xpcall = redis_xpcall, _VERSION = _VERSION,
   pcall = redis_pcall, loadstring = safe_loadstring, load = safe_load,
   rawget = safe_rawget, rawset = safe_rawset, next = safe_next, pairs = safe_pairs,
@@ -459,7 +483,7 @@ proxied[G] = base
 setmetatable(base, {__index = function(_, k)
   error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
 end})
-setmetatable(G, {__index = base, __newindex = readonly_error, __metatable = false})
+setmetatable(G, {__index = base, __newindex = readonly_error, __metatable = SEALED})
 
 -- Engine entry points -------------------------------------------------------------------
 -- Where the error happened: the innermost frame of the user's code.
