@@ -37,7 +37,7 @@ def _split(argv: list[bytes]) -> tuple[list[bytes], list[bytes]]:
 def _eval(client: Client, argv: list[bytes], read_only: bool) -> object:
     keys, args = _split(argv)
     engine = engine_for(client.state)
-    return engine.run(client, engine.load(argv[1]), keys, args, read_only)
+    return _raise_errors(engine.run(client, engine.load(argv[1]), keys, args, read_only))
 
 
 def _evalsha(client: Client, argv: list[bytes], read_only: bool) -> object:
@@ -48,7 +48,15 @@ def _evalsha(client: Client, argv: list[bytes], read_only: bool) -> object:
     script: Script | None = engine.get(argv[1]) if engine is not None else None
     if script is None:
         raise NoScriptError()
-    return engine.run(client, script, keys, args, read_only)
+    return _raise_errors(engine.run(client, script, keys, args, read_only))
+
+
+def _raise_errors(reply: object) -> object:
+    """A script that ends in an error fails the EVAL call: the gate then counts it in
+    the command's failed calls and the error statistics, as Redis does."""
+    if isinstance(reply, CommandError):
+        raise reply
+    return reply
 
 
 @command("eval", -3, _EVAL, acl=_ACL, summary="Executes a server-side Lua script.", since="2.6.0", complexity=_DEPENDS)

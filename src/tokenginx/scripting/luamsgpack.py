@@ -58,6 +58,7 @@ _STRUCTS = {
     0xCB: _DOUBLE,
 }
 _PLAIN_KEYS = (bytes, int, float)  # not bool: True == 1 in Python, not in Lua
+_SCALARS = (type(None), bool, int, float, bytes)  # decoded values that are not tables
 _TOO_MANY_VALUES = "too many return values at once; use unpack_one or unpack_limit instead."
 
 Result = tuple[Any, ...]
@@ -150,6 +151,18 @@ def _encode_bytes(s: bytes) -> bytes:
     return b"\xdb" + _U32.pack(n & 0xFFFFFFFF) + s
 
 
+def _array_size(t: Any) -> int:
+    """table_is_an_array: ``n`` when the keys are exactly ``1..n`` (no hole, no other
+    key; 0 for an empty table), else -1."""
+    count = highest = 0
+    for count, k in enumerate(t, 1):  # noqa: B007 - the count is the result
+        # A positive number with an integral value that fits a C int.
+        if type(k) is not int or not 0 < k <= INT_MAX:
+            return -1
+        highest = max(highest, k)
+    return count if highest == count else -1
+
+
 def pack(values: tuple[Any, ...], check_time: CheckTime | None = None) -> Result:
     """``(True, data)`` or ``(False, message, level)``: every value's encoding, concatenated.
 
@@ -181,30 +194,22 @@ def pack(values: tuple[Any, ...], check_time: CheckTime | None = None) -> Result
             append(_NIL)
 
     def table(t: Any, level: int, top: int) -> None:
+        # Passes over the table as the C code makes them, holding one key or value at a
+        # time: each nested table held from Python takes a slot in Lua's registry.
         if top + 2 > MAX_CSTACK:
             raise _stack_overflow("in function table_is_an_array")
-        items = list(t.items())
-        highest = 0
-        is_array = True
-        for k, _ in items:
-            # A positive number with an integral value that fits a C int.
-            if type(k) is int and 0 < k <= INT_MAX:
-                highest = max(highest, k)
-            else:
-                is_array = False
-                break
-        if is_array and highest == len(items):  # keys 1..n: no hole, no other key
+        count = _array_size(t)
+        if count >= 0:
             if top + 1 > MAX_CSTACK:
                 raise _stack_overflow("in function mp_encode_lua_table_as_array")
-            append(_header(highest, 0x90, 15, 0xDC))
-            values = dict(items)
-            for j in range(1, highest + 1):
-                encode(values[j], level + 1, top + 1)
+            append(_header(count, 0x90, 15, 0xDC))
+            for j in range(1, count + 1):
+                encode(t[j], level + 1, top + 1)
             return
         if top + 3 > MAX_CSTACK:
             raise _stack_overflow("in function mp_encode_lua_table_as_map")
-        append(_header(len(items), 0x80, 15, 0xDE))
-        for k, v in items:
+        append(_header(sum(1 for _ in t), 0x80, 15, 0xDE))
+        for k, v in t.items():
             encode(k, level + 1, top + 3)  # stack: ... table key value key
             encode(v, level + 1, top + 2)
 
@@ -219,17 +224,26 @@ def pack(values: tuple[Any, ...], check_time: CheckTime | None = None) -> Result
 
 # -- decoding -----------------------------------------------------------------------------
 class _Container:
-    """A table being decoded: ``slot`` is the stack slot of the table itself."""
+    """A table being decoded: ``slot`` is the stack slot of the table itself.
 
-    __slots__ = ("is_map", "left", "items", "key", "has_key", "slot")
+    Its items are set in order, one ``lua_settable`` each in C. Here they are
+    buffered while they are plain values (one ``table_from`` is much faster), and the
+    Lua table is made at the first nested table: that one, like every later item, is
+    set in at once, so Python holds at most the tables on the path being decoded
+    (each held table takes a slot in Lua's registry, and the registry never shrinks).
+    """
+
+    __slots__ = ("is_map", "left", "slot", "buffer", "table", "count", "key", "has_key")
 
     def __init__(self, is_map: bool, left: int, slot: int) -> None:
         self.is_map = is_map
         self.left = left
-        self.items: list[Any] = []
+        self.slot = slot
+        self.buffer: list[Any] | None = []
+        self.table: Any = None
+        self.count = 0  # items stored
         self.key: Any = None
         self.has_key = False
-        self.slot = slot
 
 
 class _Decoder:
@@ -276,30 +290,49 @@ class _Decoder:
                         raise _Fail("table index is nil", 0)
                     if type(key) is float and math.isnan(key):
                         raise _Fail("table index is NaN", 0)
-                    parent.items.append((key, value))
                     parent.key, parent.has_key = None, False
+                    self.store(parent, key, value)
                 else:
-                    parent.items.append(value)
+                    self.store(parent, parent.count + 1, value)
+                key = value = None  # a table now lives in its parent only
                 parent.left -= 1
                 if parent.left:
                     top = parent.slot + (0 if parent.is_map else 1)
                     break
                 open_tables.pop()
-                value = self.table(parent)
+                value = self.finish(parent)
             else:
                 return value
 
-    def table(self, c: _Container) -> Any:
+    def store(self, c: _Container, key: Any, value: Any) -> None:
+        c.count += 1
+        buffer = c.buffer
+        if buffer is not None:
+            if type(value) in _SCALARS and (not c.is_map or type(key) in _PLAIN_KEYS):
+                buffer.append((key, value) if c.is_map else value)
+                return
+            self.flush(c)
+        c.table[key] = value
+
+    def flush(self, c: _Container) -> None:
+        buffer, c.buffer = c.buffer, None
+        assert buffer is not None
         if not c.is_map:
-            return self.new_table(c.items)
-        if all(type(k) in _PLAIN_KEYS for k, _ in c.items):
-            pairs = dict(c.items)  # keys equal in Python exactly when equal in Lua
-            if len(pairs) == len(c.items):  # no repeated key: the same sets, in order
-                return self.new_table(pairs)
-        t = self.new_table([])
-        for k, v in c.items:  # one lua_settable each, in order, as the C code
-            t[k] = v
-        return t
+            c.table = self.new_table(buffer)  # t[1..n], in order
+            return
+        pairs = dict(buffer)  # these keys are equal in Python exactly when equal in Lua
+        if len(pairs) == len(buffer):  # no repeated key: the same insertions, in order
+            c.table = self.new_table(pairs)
+            return
+        c.table = self.new_table([])
+        for k, v in buffer:  # one lua_settable each, in order, as the C code
+            c.table[k] = v
+
+    def finish(self, c: _Container) -> Any:
+        if c.buffer is not None:
+            self.flush(c)
+        table, c.table = c.table, None
+        return table
 
     def item(self, top: int) -> tuple[Any, _Container | None]:
         """A scalar, or the header of a table (its items are still to be read)."""

@@ -18,7 +18,8 @@ that arrive whole, the common case, never touch the Python path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any
 
 import hiredis
@@ -41,6 +42,34 @@ class ParserLimits:
     max_query_bytes: int = 1024 * 1024 * 1024
     check_threshold: int = 64 * 1024
     max_line_bytes: int = 16 * 1024 * 1024  # one JSON/XML line-mode request
+    unauthenticated: bool = False  # Redis's wording for the pre-AUTH limits
+
+
+# Redis's limits for a client that has not authenticated yet (networking.c): a
+# password-protected server must not let an anonymous peer make it allocate.
+UNAUTHENTICATED_MULTIBULK_LEN = 10
+UNAUTHENTICATED_BULK_BYTES = 16 * 1024
+_INT_MAX = 2**31 - 1
+
+
+def unauthenticated(limits: ParserLimits) -> ParserLimits:
+    """``limits`` tightened as Redis tightens them before AUTH."""
+    return replace(
+        limits,
+        max_multibulk_len=min(limits.max_multibulk_len, UNAUTHENTICATED_MULTIBULK_LEN),
+        max_bulk_bytes=min(limits.max_bulk_bytes, UNAUTHENTICATED_BULK_BYTES),
+        max_line_bytes=min(limits.max_line_bytes, UNAUTHENTICATED_BULK_BYTES),
+        unauthenticated=True,
+    )
+
+
+def _count_guard(limits: ParserLimits) -> re.Pattern[bytes]:
+    """Finds array headers (``*N``) with as many digits as the largest count allowed:
+    hiredis allocates an array as soon as it reads a header, so such frames are
+    checked against the limits before hiredis sees them (``*2147483648`` would make
+    it reserve 16 GB). Anything shorter is within the limit by construction."""
+    digits = len(str(max(limits.max_multibulk_len, 1)))
+    return re.compile(rb"\*[0-9]{%d}" % digits)
 
 
 class InlineArgv(list):
@@ -168,7 +197,11 @@ class _FrameValidator:
                 except ValueError:
                     raise ProtocolError("Protocol error: invalid multibulk length") from None
                 if count > lim.max_multibulk_len:
-                    raise ProtocolError("Protocol error: invalid multibulk length")
+                    raise ProtocolError(
+                        "Protocol error: unauthenticated multibulk length"
+                        if lim.unauthenticated and count <= _INT_MAX
+                        else "Protocol error: invalid multibulk length"
+                    )
                 self.elements_left = max(count, 0)
                 self.pos = eol + 2
                 continue
@@ -180,7 +213,11 @@ class _FrameValidator:
             except ValueError:
                 raise ProtocolError("Protocol error: invalid bulk length") from None
             if size < 0 or size > lim.max_bulk_bytes:
-                raise ProtocolError("Protocol error: invalid bulk length")
+                raise ProtocolError(
+                    "Protocol error: unauthenticated bulk length"
+                    if lim.unauthenticated and 0 <= size <= _INT_MAX
+                    else "Protocol error: invalid bulk length"
+                )
             self.pos = eol + 2 + size + 2
             self.elements_left -= 1
 
@@ -211,6 +248,7 @@ class RequestParser:
         "_inline",
         "_line_scan",
         "_validator",
+        "_guard",
         "error_prefix",
     )
 
@@ -224,7 +262,14 @@ class RequestParser:
         self._inline = bytearray()
         self._line_scan = 0  # how much of a partial JSON/XML line was searched for "\n"
         self._validator = _FrameValidator(self.limits)
+        self._guard = _count_guard(self.limits).search
         self.error_prefix: list[list[bytes] | LineRequest] = []
+
+    def set_limits(self, limits: ParserLimits) -> None:
+        """Switch limits (after AUTH) for the requests still to come."""
+        self.limits = limits
+        self._validator.limits = limits
+        self._guard = _count_guard(limits).search
 
     def feed(self, data: bytes) -> list[list[bytes] | LineRequest]:
         out: list[list[bytes] | LineRequest] = []
@@ -242,11 +287,11 @@ class RequestParser:
         reader = self._reader
         lim = self.limits
         had_tail = self._fed != 0
-        if had_tail or len(data) > lim.check_threshold:
-            # Limits are checked before hiredis buffers anything big.
+        if had_tail or len(data) > lim.check_threshold or self._guard(data) is not None:
+            # Limits are checked before hiredis buffers (or allocates) anything big;
+            # a frame spanning reads is checked on every read, from where it stopped.
             self._tail += data
-            if len(self._tail) > lim.check_threshold:
-                self._check_limits(out)
+            self._check_limits(out)
         reader.feed(data)
         self._fed += len(data)
         start = len(out)

@@ -33,7 +33,7 @@ from tokenginx.transport.resp.linemode import (
     LineRequest,
     encode_error,
 )
-from tokenginx.transport.resp.parser import ParserLimits, RequestParser
+from tokenginx.transport.resp.parser import ParserLimits, RequestParser, unauthenticated
 
 if TYPE_CHECKING:
     from tokenginx.gate import Gate
@@ -91,6 +91,7 @@ class RespProtocol(asyncio.Protocol):
         "app",
         "line_format",
         "_app_task",
+        "_limits",
     )
 
     def __init__(
@@ -109,7 +110,8 @@ class RespProtocol(asyncio.Protocol):
         self._app_task: asyncio.Task[Any] | None = None
         self.transport: asyncio.Transport | None = None
         self.client: Client | None = None
-        self.parser = RequestParser(parser_limits(state))
+        self._limits = parser_limits(state)
+        self.parser = RequestParser(self._limits)
         self._paused = False
         self._closed = False
         # While a pipeline is being answered, pushes (a message this client published
@@ -153,6 +155,9 @@ class RespProtocol(asyncio.Protocol):
         )
         state.register(self.client)
         self.connections.add(self)
+        if not self.client.authenticated:
+            # Until AUTH, Redis's limits: 10 arguments, 16 KiB per argument.
+            self.parser.set_limits(unauthenticated(self._limits))
 
     def data_received(self, data: bytes) -> None:
         client = self.client
@@ -160,8 +165,11 @@ class RespProtocol(asyncio.Protocol):
             return
         client.last_interaction = time.monotonic()
         self.state.stats.net_input_bytes += len(data)
+        parser = self.parser
+        if parser.limits is not self._limits and client.authenticated:
+            parser.set_limits(self._limits)  # authenticated since the last read
         try:
-            requests = self.parser.feed(data)
+            requests = parser.feed(data)
             error = None
         except ProtocolError as e:
             requests = self.parser.error_prefix
