@@ -52,6 +52,10 @@ class ServerConfig:
 class LimitsConfig:
     key_bytes: int = 64 * 1024
     value_bytes: int = 16 * 1024 * 1024
+    # The largest single argument the RESP parser takes (Redis's proto-max-bulk-len).
+    # An argument over value_bytes/key_bytes but under this gets a normal error reply
+    # and the connection stays; over this the request is a protocol error.
+    bulk_bytes: int = 32 * 1024 * 1024
     multibulk_len: int = 1024 * 1024
     inline_bytes: int = 64 * 1024
     query_buffer_bytes: int = 1024 * 1024 * 1024

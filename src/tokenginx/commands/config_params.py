@@ -134,7 +134,7 @@ PARAMS: dict[str, Param] = {
     "busy-reply-threshold": Param(_getter("scripting", "busy_reply_threshold_ms"), _setter("scripting", "busy_reply_threshold_ms", _int)),
     "lua-time-limit": Param(_getter("scripting", "busy_reply_threshold_ms"), _setter("scripting", "busy_reply_threshold_ms", _int)),
     "hz": Param(_getter("ttl", "hz"), _setter("ttl", "hz", lambda v: _int(v, 1, 500))),
-    "proto-max-bulk-len": Param(lambda s: str(s.config.limits.value_bytes), _setter("limits", "value_bytes", lambda v: parse_memory(v))),
+    "proto-max-bulk-len": Param(lambda s: str(s.config.limits.bulk_bytes), _setter("limits", "bulk_bytes", lambda v: parse_memory(v))),
     "databases": Param(lambda s: str(len(s.keyspace.databases))),
     "port": Param(lambda s: str(s.listening_ports.get("resp", parse_addr(s.config.server.tcp_addr)[1]))),
     "bind": Param(lambda s: " ".join([parse_addr(s.config.server.tcp_addr)[0], *s.config.server.extra_tcp_binds])),

@@ -68,7 +68,7 @@ def parser_limits(state: ServerState) -> ParserLimits:
     lim = state.config.limits
     return ParserLimits(
         max_multibulk_len=lim.multibulk_len,
-        max_bulk_bytes=max(lim.value_bytes, lim.key_bytes),
+        max_bulk_bytes=max(lim.bulk_bytes, lim.value_bytes, lim.key_bytes),
         max_inline_bytes=lim.inline_bytes,
         max_query_bytes=lim.query_buffer_bytes,
         max_line_bytes=max(lim.value_bytes, lim.key_bytes),
