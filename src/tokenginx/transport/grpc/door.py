@@ -20,8 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from tokenginx.config import parse_addr
 from tokenginx.transport.grpc import SERVICE_NAME
-from tokenginx.transport.grpc import tokenginx_pb2_grpc as pb_grpc
 from tokenginx.transport.grpc.health import LiveHealth
+from tokenginx.transport.grpc.registration import add_servicer
 from tokenginx.transport.grpc.servicer import TokenginXServicer
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class GrpcDoor:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        pb_grpc.add_TokenginXServiceServicer_to_server(self.servicer, srv)
+        add_servicer(self.servicer, srv)  # malformed requests: INVALID_ARGUMENT
         health_pb2_grpc.add_HealthServicer_to_server(self.health, srv)
         if cfg.grpc.reflection:
             reflection.enable_server_reflection(
