@@ -5,9 +5,13 @@ claim, the back-channel logout key); only a SHA-256 of ``secret`` is stored, in
 ``idp:session:{sid}`` with TTL ``idp.session_ttl``, so neither a keyspace dump nor an
 ID token is enough to ride the session.
 
-CSRF: every HTML form carries a token that must equal the ``tokenginx_csrf`` cookie
-(double submit; the pages set that cookie whenever they render a form), and a POST whose
-``Origin`` names another site is refused outright.
+CSRF (signed double submit): the ``tokenginx_csrf`` cookie holds a random nonce, and
+every HTML form carries ``{issued}.{HMAC-SHA256(server secret, nonce, issued)}``. A POST
+passes only when its field is that MAC of its own cookie's nonce, recent
+(:data:`CSRF_MAX_AGE_S`); so someone who can plant a cookie in the victim's browser
+still cannot make up a field that matches it, as with a plain double submit. The
+server secret lives in the keyspace (``idp:csrf:secret``, created once, shared by every
+node on the same store). A POST whose ``Origin`` names another site is refused outright.
 """
 
 from __future__ import annotations
@@ -31,11 +35,30 @@ if TYPE_CHECKING:
     from tokenginx.idp import IdP
 
 audit = logging.getLogger("tokenginx.security")
+log = logging.getLogger("tokenginx.idp")
 
 SESSION_PREFIX = "idp:session:"
 CSRF_COOKIE = "tokenginx_csrf"
+CSRF_SECRET_KEY = "idp:csrf:secret"
+CSRF_MAX_AGE_S = 12 * 3600  # how long a rendered form stays usable
 _TOKEN_BYTES = 32
 _MAX_COOKIE = 200  # anything longer is not ours
+
+
+@dataclass(frozen=True)
+class Csrf:
+    """What a page with a form needs: the cookie to set and the form field's value."""
+
+    cookie: str
+    field: str
+
+
+def _is_nonce(value: str) -> bool:
+    return (
+        32 <= len(value) <= 64
+        and value.isascii()
+        and value.replace("-", "").replace("_", "").isalnum()
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +87,7 @@ class BrowserSessions:
 
     def __init__(self, idp: IdP) -> None:
         self.idp = idp
+        self._secret: bytes | None = None
 
     @property
     def ttl(self) -> int:
@@ -177,18 +201,42 @@ class BrowserSessions:
                                samesite="lax")
 
     # -- CSRF ------------------------------------------------------------------------------
-    def csrf_token(self, request: Request) -> str:
-        """The token to put in a form: this browser's CSRF cookie, or a new one (the page
-        that renders the form sets it: see ``idp_pages``)."""
-        token = request.cookies.get(CSRF_COOKIE, "")
-        if 32 <= len(token) <= 64 and token.isascii() and token.replace("-", "").replace("_", "").isalnum():
-            return token
-        return secrets.token_urlsafe(_TOKEN_BYTES)
+    def _csrf_secret(self) -> bytes:
+        secret = self._secret
+        if secret is None:
+            stored = self.idp.calls("GET", CSRF_SECRET_KEY)
+            if not stored:
+                # SET NX: when several nodes race on a fresh store, all keep the winner's.
+                self.idp.calls("SET", CSRF_SECRET_KEY, secrets.token_urlsafe(_TOKEN_BYTES), "NX")
+                stored = self.idp.calls("GET", CSRF_SECRET_KEY)
+            if not isinstance(stored, bytes) or len(stored) < 32:
+                raise RuntimeError("the CSRF secret could not be read from the store")
+            secret = self._secret = stored
+        return secret
+
+    def _csrf_mac(self, nonce: str, issued: int) -> str:
+        mac = hmac.new(self._csrf_secret(), f"csrf|{nonce}|{issued}".encode(), hashlib.sha256)
+        return mac.hexdigest()
+
+    def csrf_token(self, request: Request) -> Csrf:
+        """The cookie and form value for a page with a form: this browser's nonce (or a
+        new one) and a fresh MAC of it. The page sets the cookie (see ``idp_pages``)."""
+        nonce = request.cookies.get(CSRF_COOKIE, "")
+        if not _is_nonce(nonce):
+            nonce = secrets.token_urlsafe(_TOKEN_BYTES)
+        issued = int(time.time())
+        return Csrf(nonce, f"{issued}.{self._csrf_mac(nonce, issued)}")
 
     def check_csrf(self, request: Request, token: str | None) -> bool:
-        """True when ``token`` matches the cookie and the POST comes from our own origin."""
+        """True when ``token`` is a recent MAC of this browser's cookie and the POST
+        comes from our own origin. Any doubt (missing, malformed, old, an error) denies."""
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not token or not cookie or not hmac.compare_digest(cookie.encode(), token.encode()):
+        try:
+            valid = bool(token) and _is_nonce(cookie) and self._valid_csrf(cookie, token or "")
+        except Exception:
+            log.exception("csrf check failed")
+            valid = False
+        if not valid:
             audit.warning("idp csrf check failed path=%s ip=%s", request.url.path, client_ip(request))
             return False
         origin = request.headers.get("origin")
@@ -196,6 +244,15 @@ class BrowserSessions:
             audit.warning("idp cross-origin post origin=%r ip=%s", origin[:200], client_ip(request))
             return False
         return True
+
+    def _valid_csrf(self, nonce: str, token: str) -> bool:
+        issued_text, sep, mac = token.partition(".")
+        if not sep or not issued_text.isdigit() or len(issued_text) > 12 or len(mac) != 64:
+            return False
+        issued = int(issued_text)
+        if not 0 <= time.time() - issued <= CSRF_MAX_AGE_S:
+            return False
+        return hmac.compare_digest(mac.encode(), self._csrf_mac(nonce, issued).encode())
 
     def _same_origin(self, request: Request, origin: str) -> bool:
         own = {_origin(self.idp.issuer)}

@@ -4,6 +4,7 @@ RP-initiated logout with token revocation and back-channel logout tokens."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -164,7 +165,10 @@ def test_login_page_is_a_protected_form_carrying_the_request(browser: Browser) -
     assert form.action == "/oauth/login"
     assert {"username", "password", "csrf"} <= set(form.fields)
     assert form.fields["client_id"] == "web" and form.fields["nonce"] == "n-1"
-    assert form.fields["csrf"] == browser.http.cookies["tokenginx_csrf"]
+    # Signed double submit: the cookie is a nonce, the field a timestamped MAC of it.
+    nonce, field = browser.http.cookies["tokenginx_csrf"], form.fields["csrf"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", nonce)
+    assert re.fullmatch(r"\d{10}\.[0-9a-f]{64}", field)
 
 
 def test_output_is_escaped(browser: Browser) -> None:
@@ -185,6 +189,32 @@ def test_login_without_the_right_csrf_token_is_refused(browser: Browser, csrf) -
     r = browser.http.post("/oauth/login", data=data)
     assert r.status_code == 400
     assert "tokenginx_sso" not in r.headers.get("set-cookie", "")
+
+
+def test_an_attacker_chosen_cookie_and_field_pair_is_refused(browser: Browser) -> None:
+    # A plain double submit let any equal pair through: cookie "attacker", field "attacker".
+    form = only_form(browser.authorize(**web()))
+    data = {**form.fields, "username": "alice", "password": PASSWORD}
+    chosen = "attacker-chosen-nonce-attacker-chosen-nonce"
+    for field in (chosen, form.fields["csrf"]):
+        browser.http.cookies.set("tokenginx_csrf", chosen, domain=browser.http.base_url.host)
+        r = browser.http.post("/oauth/login", data={**data, "csrf": field})
+        assert r.status_code == 400, field
+        assert "tokenginx_sso" not in r.headers.get("set-cookie", "")
+
+
+def test_a_field_made_for_another_browser_is_refused(browser: Browser, srv: RunningServer) -> None:
+    other = Browser(srv)
+    other_form = only_form(other.authorize(**web()))
+    only_form(browser.authorize(**web()))  # this browser has its own nonce
+    data = {**other_form.fields, "username": "alice", "password": PASSWORD}
+    r = browser.http.post("/oauth/login", data=data)
+    assert r.status_code == 400
+    # ... and in its own browser the same form signs in.
+    signed_in = other.http.post("/oauth/login", data=data)
+    other.close()
+    assert signed_in.status_code in (200, 302, 303)
+    assert "tokenginx_sso" in signed_in.headers.get("set-cookie", "")
 
 
 def test_login_from_another_origin_is_refused(browser: Browser) -> None:

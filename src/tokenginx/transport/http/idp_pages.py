@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from tokenginx.idp.accounts import LoginFailed
-from tokenginx.idp.browser import CSRF_COOKIE, BrowserSessions, Login
+from tokenginx.idp.browser import CSRF_COOKIE, BrowserSessions, Csrf, Login
 
 _CSS = """
 *{box-sizing:border-box}
@@ -73,7 +73,7 @@ SCOPE_TEXT = {
 }
 
 
-def _page(title: str, body: str, status: int = 200, csrf: str | None = None,
+def _page(title: str, body: str, status: int = 200, csrf: Csrf | None = None,
           secure: bool = False) -> HTMLResponse:
     html = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -85,8 +85,9 @@ def _page(title: str, body: str, status: int = 200, csrf: str | None = None,
     )
     response = HTMLResponse(html, status_code=status, headers=HEADERS)
     if csrf is not None:
-        # Double-submit: the form's token must match this cookie (BrowserSessions.check_csrf).
-        response.set_cookie(CSRF_COOKIE, csrf, path="/", httponly=True, samesite="lax",
+        # Signed double submit: the form's token is a MAC of this cookie's nonce
+        # (BrowserSessions.check_csrf).
+        response.set_cookie(CSRF_COOKIE, csrf.cookie, path="/", httponly=True, samesite="lax",
                             secure=secure)
     return response
 
@@ -98,7 +99,7 @@ def _hidden(fields: Mapping[str, str]) -> str:
     )
 
 
-def login_page(*, action: str, hidden: dict[str, str], csrf: str, error: str | None = None,
+def login_page(*, action: str, hidden: dict[str, str], csrf: Csrf, error: str | None = None,
                username: str = "", status: int = 200, secure: bool = False,
                heading: str = "Sign in", client_name: str | None = None) -> HTMLResponse:
     """The sign-in form: POSTs ``username``, ``password``, ``csrf`` and ``hidden``."""
@@ -108,7 +109,7 @@ def login_page(*, action: str, hidden: dict[str, str], csrf: str, error: str | N
     body = (
         f"<h1>{escape(heading)}</h1><p>{lead}</p>{err}"
         f'<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="csrf" value="{escape(csrf)}">{_hidden(hidden)}'
+        f'<input type="hidden" name="csrf" value="{escape(csrf.field)}">{_hidden(hidden)}'
         '<label for="username">Username</label>'
         f'<input type="text" id="username" name="username" value="{escape(username)}" '
         'autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus>'
@@ -120,7 +121,7 @@ def login_page(*, action: str, hidden: dict[str, str], csrf: str, error: str | N
     return _page(heading, body, status, csrf, secure)
 
 
-def consent_page(*, action: str, hidden: dict[str, str], csrf: str, client_name: str,
+def consent_page(*, action: str, hidden: dict[str, str], csrf: Csrf, client_name: str,
                  scopes: Iterable[str], username: str, secure: bool = False) -> HTMLResponse:
     """Allow/Deny for ``client_name`` asking for ``scopes``; POSTs ``decision``."""
     items = "".join(f"<li>{escape(SCOPE_TEXT.get(s, s))}</li>" for s in scopes)
@@ -128,7 +129,7 @@ def consent_page(*, action: str, hidden: dict[str, str], csrf: str, client_name:
         f"<h1>Allow access?</h1><p><strong>{escape(client_name)}</strong> wants to:</p>"
         f'<ul class="scopes">{items or "<li>Sign you in</li>"}</ul>'
         f'<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="csrf" value="{escape(csrf)}">{_hidden(hidden)}'
+        f'<input type="hidden" name="csrf" value="{escape(csrf.field)}">{_hidden(hidden)}'
         '<div class="actions">'
         '<button type="submit" name="decision" value="deny" class="secondary">Deny</button>'
         '<button type="submit" name="decision" value="allow">Allow</button></div></form>'
@@ -137,14 +138,14 @@ def consent_page(*, action: str, hidden: dict[str, str], csrf: str, client_name:
     return _page("Allow access", body, 200, csrf, secure)
 
 
-def logout_confirm_page(*, action: str, hidden: dict[str, str], csrf: str, username: str,
+def logout_confirm_page(*, action: str, hidden: dict[str, str], csrf: Csrf, username: str,
                         secure: bool = False) -> HTMLResponse:
     """Asked when a sign-out request does not prove it comes from the user's application."""
     body = (
         f"<h1>Sign out?</h1><p>You are signed in as <strong>{escape(username)}</strong>. "
         "Signing out ends your session with every application that uses it.</p>"
         f'<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="csrf" value="{escape(csrf)}">{_hidden(hidden)}'
+        f'<input type="hidden" name="csrf" value="{escape(csrf.field)}">{_hidden(hidden)}'
         '<div class="actions"><button type="submit" name="decision" value="stay" '
         'class="secondary">Stay signed in</button>'
         '<button type="submit" name="decision" value="logout">Sign out</button></div></form>'
