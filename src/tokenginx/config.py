@@ -180,11 +180,14 @@ class IdPConfig:
     session_ttl: int = 28800
     # Seconds a bearer token from POST /api/v1/auth/login lasts.
     login_token_ttl: int = 3600
-    # Contract §8.7: this many consecutive failures lock the account for lockout_seconds.
+    # Contract §8.7: this many consecutive failures for one username from one client IP
+    # lock that pair for lockout_seconds (others behind the same proxy are unaffected).
     lockout_threshold: int = 5
     lockout_seconds: int = 900
+    # Failures for one username from all addresses that lock the account; 0 = never.
+    lockout_user_threshold: int = 50
     # Failures from one client IP (any usernames) that lock that IP out; 0 = no IP lockout.
-    lockout_ip_threshold: int = 20
+    lockout_ip_threshold: int = 100
     # Progressive delay: the n-th consecutive failure (n >= 2) waits
     # lockout_delay_ms * 2**(n-2) ms (at most 5 s) before answering; 0 = none.
     lockout_delay_ms: int = 200
@@ -196,7 +199,7 @@ class IdPConfig:
                      "password_min_length"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"idp.{name} must be positive")
-        for name in ("lockout_ip_threshold", "lockout_delay_ms"):
+        for name in ("lockout_ip_threshold", "lockout_user_threshold", "lockout_delay_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"idp.{name} must not be negative")
         if self.issuer and not self.issuer.startswith(("https://", "http://")):

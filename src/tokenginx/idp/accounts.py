@@ -344,7 +344,7 @@ class Accounts:
     def _logged_in(self, name: str, record: dict[bytes, bytes], encoded: str, password: str,
                    ip: str) -> Account:
         now = self._now()
-        self.lockout.success(name)
+        self.lockout.success(name, ip)
         self.calls("HSET", _key(name), "last_login_at", str(now), "last_login_ip", ip)
         if passwords.needs_rehash(encoded):
             # Upgrade old parameters in the background; the login does not wait for it.

@@ -1,16 +1,22 @@
 """Brute-force protection for password logins (contract §8.7).
 
-Consecutive failures are counted per username and per client IP in the keyspace,
-so they survive restarts and are shared by every node on a Redis backend::
+Failures are counted in the keyspace, so they survive restarts and are shared by every
+node on a Redis backend, at three levels::
 
-    idp:fail:user:{username}   INCR counter, TTL lockout_seconds (a quiet window resets it)
-    idp:fail:ip:{ip}
-    idp:lock:user:{username}   exists while the account is locked (TTL = the ban)
-    idp:lock:ip:{ip}
+    idp:fail:pair:{username}@{ip}   lockout_threshold (5): one address guessing one
+    idp:lock:pair:{username}@{ip}   account is stopped; nobody else is affected
+    idp:fail:user:{username}        lockout_user_threshold (50): one account guessed
+    idp:lock:user:{username}        from many addresses is locked for everyone
+    idp:fail:ip:{ip}                lockout_ip_threshold (100): one address guessing
+    idp:lock:ip:{ip}                many accounts is stopped
 
-Unknown usernames are counted like real ones: a lockout must not reveal whether an
-account exists. A success resets the username's counter, not the IP's (one valid
-account must not let an attacker reset the counter of its address).
+Counters expire after ``lockout_seconds`` without failures, locks after
+``lockout_seconds``. So users behind one proxy or NAT are not locked out together by
+one of them mistyping, and an attacker cannot lock a victim out with five wrong
+passwords from the attacker's own address. Unknown usernames are counted like real
+ones: a lockout must not reveal whether an account exists. A success resets the
+username's counters, not the IP's (one valid account must not let an attacker reset
+the counter of its address).
 """
 
 from __future__ import annotations
@@ -38,14 +44,19 @@ class Lockout:
 
     # -- state -------------------------------------------------------------------------
     def retry_after(self, username: str, ip: str) -> int | None:
-        """Seconds until ``username`` (or ``ip``) may try again; None when not locked."""
-        waits = [self._locked(f"idp:lock:user:{username}")] if username else []
+        """Seconds until ``username`` from ``ip`` may try again; None when not locked."""
+        keys = []
+        if username:
+            keys.append(f"idp:lock:user:{username}")
+            if ip:
+                keys.append(f"idp:lock:pair:{username}@{ip}")
         if ip:
-            waits.append(self._locked(f"idp:lock:ip:{ip}"))
-        locked = [w for w in waits if w is not None]
+            keys.append(f"idp:lock:ip:{ip}")
+        locked = [w for w in (self._locked(k) for k in keys) if w is not None]
         return max(locked) if locked else None
 
     def failures(self, username: str) -> int:
+        """Recent failures for ``username`` from every address."""
         value = self.calls("GET", f"idp:fail:user:{username}")
         return int(value) if value else 0
 
@@ -59,29 +70,52 @@ class Lockout:
 
     # -- events ------------------------------------------------------------------------
     def failure(self, username: str, ip: str) -> tuple[int, int | None]:
-        """Count one failure: ``(consecutive failures of username, retry_after)``,
-        retry_after set when this failure locked the account or the IP. An empty
+        """Count one failure: ``(consecutive failures of username from ip,
+        retry_after)``, retry_after set when this failure locked something. An empty
         username (one no account can have) only counts towards the IP."""
         cfg = self.config
         window = max(1, cfg.lockout_seconds)
-        count = self._count(f"idp:fail:user:{username}", window) if username else 0
+        count = 0
         locked: int | None = None
-        if username and cfg.lockout_threshold > 0 and count >= cfg.lockout_threshold:
-            locked = self._lock(f"idp:lock:user:{username}", f"idp:fail:user:{username}")
-            log.warning("login locked: user=%r after %d failures, for %ds", username, count, locked)
+        levels: list[tuple[str, str, int]] = []
+        if username:
+            pair = f"{username}@{ip}" if ip else username
+            levels.append(("pair", pair, cfg.lockout_threshold))
+            levels.append(("user", username, cfg.lockout_user_threshold))
         if ip:
-            ip_count = self._count(f"idp:fail:ip:{ip}", window)
-            if cfg.lockout_ip_threshold > 0 and ip_count >= cfg.lockout_ip_threshold:
-                locked = self._lock(f"idp:lock:ip:{ip}", f"idp:fail:ip:{ip}")
-                log.warning("login locked: ip=%s after %d failures, for %ds", ip, ip_count, locked)
+            levels.append(("ip", ip, cfg.lockout_ip_threshold))
+        for level, name, threshold in levels:
+            if threshold <= 0 and level != "pair":  # off; the pair count drives the delay
+                continue
+            n = self._count(f"idp:fail:{level}:{name}", window)
+            if level == "pair":
+                count = n
+            if threshold > 0 and n >= threshold:
+                locked = self._lock(f"idp:lock:{level}:{name}", f"idp:fail:{level}:{name}")
+                log.warning("login locked: %s=%r after %d failures, for %ds", level, name, n, locked)
         return count, locked
 
-    def success(self, username: str) -> None:
-        self.calls("DEL", f"idp:fail:user:{username}")
+    def success(self, username: str, ip: str = "") -> None:
+        keys = [f"idp:fail:user:{username}"]
+        if ip:
+            keys.append(f"idp:fail:pair:{username}@{ip}")
+        self.calls("DEL", *keys)
 
     def unlock(self, username: str) -> None:
-        """Lift the lock and forget the failures of ``username`` (an admin action)."""
-        self.calls("DEL", f"idp:lock:user:{username}", f"idp:fail:user:{username}")
+        """Lift every lock of ``username`` and forget its failures (an admin action)."""
+        keys = {f"idp:lock:user:{username}", f"idp:fail:user:{username}"}
+        for kind in ("lock", "fail"):
+            keys.update(self._scan(f"idp:{kind}:pair:{_glob_escape(username)}@*"))
+        self.calls("DEL", *sorted(keys))
+
+    def _scan(self, pattern: str) -> list[str]:
+        found: list[str] = []
+        cursor = b"0"
+        while True:
+            cursor, keys = self.calls("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            found.extend(k.decode() if isinstance(k, bytes) else k for k in keys)
+            if cursor in (b"0", 0, "0"):
+                return found
 
     def delay(self, count: int) -> float:
         """Seconds to wait before answering the ``count``-th consecutive failure."""
@@ -101,3 +135,7 @@ class Lockout:
         self.calls("SET", lock_key, "1", "EX", seconds)
         self.calls("DEL", counter_key)
         return seconds
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -140,10 +140,13 @@ def test_state_lives_in_the_keyspace_with_ttl(h: GateHarness) -> None:
     attempt(acc, "jay", "wrong-pass")
     assert h.ok("GET", "idp:fail:user:jay") == b"1"
     assert 0 < h.ok("TTL", "idp:fail:user:jay") <= 60
+    assert h.ok("GET", "idp:fail:pair:jay@10.0.0.1") == b"1"
+    assert h.ok("GET", "idp:fail:ip:10.0.0.1") is None  # the IP ceiling is off here
     attempt(acc, "jay", "wrong-pass")
     attempt(acc, "jay", "wrong-pass")
-    assert h.ok("TTL", "idp:lock:user:jay") == 60
-    assert h.ok("EXISTS", "idp:fail:user:jay") == 0
+    assert h.ok("TTL", "idp:lock:pair:jay@10.0.0.1") == 60
+    assert h.ok("EXISTS", "idp:fail:pair:jay@10.0.0.1") == 0
+    assert h.ok("GET", "idp:fail:user:jay") == b"3"  # under the account-wide threshold
 
 
 def test_progressive_delay() -> None:
@@ -156,3 +159,40 @@ def test_progressive_delay() -> None:
     t0 = time.monotonic()
     attempt(acc, "kate", "wrong-pass")  # the second consecutive failure waits 0.1 s
     assert time.monotonic() - t0 >= 0.1
+
+
+def test_one_address_failing_does_not_lock_the_account_for_others() -> None:
+    # Users behind one proxy, or an attacker trying to lock a victim out from afar.
+    h = make(threshold=3, ip_threshold=0)
+    acc = accounts_of(h)
+    asyncio.run(acc.create("kim", "password1"))
+    for _ in range(3):
+        attempt(acc, "kim", "wrong-pass", ip="203.0.113.66")
+    assert attempt(acc, "kim", "password1", ip="203.0.113.66").retry_after == 60
+    assert attempt(acc, "kim", "password1", ip="198.51.100.7") is None
+
+
+def test_many_addresses_guessing_one_account_lock_it() -> None:
+    h = make(threshold=3, ip_threshold=0)
+    h.state.config.idp.lockout_user_threshold = 5
+    acc = accounts_of(h)
+    asyncio.run(acc.create("lou", "password1"))
+    for i in range(5):
+        e = attempt(acc, "lou", "wrong-pass", ip=f"203.0.113.{i}")
+    assert e is not None and e.retry_after == 60
+    assert attempt(acc, "lou", "password1", ip="198.51.100.7").retry_after == 60
+    acc.lockout.unlock("lou")
+    assert attempt(acc, "lou", "password1", ip="198.51.100.7") is None
+
+
+def test_unlock_lifts_the_per_address_locks_too() -> None:
+    h = make(threshold=2, ip_threshold=0)
+    acc = accounts_of(h)
+    asyncio.run(acc.create("max", "password1"))
+    for ip in ("10.1.1.1", "10.1.1.2"):
+        for _ in range(2):
+            attempt(acc, "max", "wrong-pass", ip=ip)
+        assert attempt(acc, "max", "password1", ip=ip).retry_after == 60
+    acc.lockout.unlock("max")
+    assert h.call("KEYS", "idp:*:pair:max@*") == []
+    assert attempt(acc, "max", "password1", ip="10.1.1.1") is None
