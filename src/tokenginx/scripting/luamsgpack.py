@@ -21,7 +21,11 @@ message. What scripts can see, and what is kept here:
 Errors are returned, never raised: ``(False, message, level)`` where ``level`` is the
 ``error()`` level the wrapper uses (2 for ``luaL_error``, which names the script's
 line; 0 for errors Lua itself raises inside the C function, such as "table index is
-nil"). A ``None`` message means the script's time limit passed while working here.
+nil"). A ``None`` message means the script was stopped while working here:
+``check_time`` is the engine's instruction-hook callback, called every
+:data:`_CHECK_EVERY` values so that a long call (a table referring to itself 8 times
+has 8^16 values to write) lets the server turn busy and serve SCRIPT KILL, as Lua code
+does; it returns True once the script is killed.
 """
 
 from __future__ import annotations

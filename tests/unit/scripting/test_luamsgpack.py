@@ -523,3 +523,40 @@ def test_a_long_cmsgpack_call_turns_busy_and_can_be_killed(gate, monkeypatch, bo
     assert poller.polls >= 1
     monkeypatch.setattr(gate.state, "busy_poller", None)
     assert run(gate, "return cmsgpack.unpack(cmsgpack.pack(7))") == 7
+
+
+MEMORY_CHILD = """
+from tests.conftest import GateHarness
+from tests.unit.scripting.test_luamsgpack import GROUPS, run
+from tokenginx.config import Config
+
+config = Config()
+config.scripting.max_memory_mb = 8
+gate = GateHarness(config, groups=GROUPS)
+# small inputs, big results: the memory goes to what Python builds
+tables = "string.char(0xdd, 0, 0x07, 0xa1, 0x20) .. string.rep('\\144', 500000)"
+for body in [
+    f"local t = cmsgpack.unpack({tables}) return #t",
+    f"local ok, e = pcall(cmsgpack.unpack, {tables}) return e",
+    "local t = {} for i = 1, 30 do t[i] = string.rep(string.char(64 + i), 200000) end "
+    "local ok, e = pcall(cmsgpack.pack, t) return e",
+]:
+    print(repr(run(gate, body)), flush=True)
+print(repr(run(gate, "return cmsgpack.unpack(cmsgpack.pack('alive'))")))
+"""
+
+
+def test_memory_cap_gives_an_error_not_an_abort():
+    # Lua raising "not enough memory" while Python builds values would abort the
+    # process (lupa allocates outside Lua's protection): run it in a child.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, done.stdout + done.stderr[-2000:]
+    assert all("not enough memory" in line for line in lines[:3]), lines
+    assert lines[3] == "b'alive'"
