@@ -391,3 +391,33 @@ def test_transaction_edge_cases_as_redis(
     assert c("EXPIRE", "k", "-9223372036854775") == 1
     assert c("EXISTS", "k") == 0
     c.close()
+
+
+def test_running_out_of_lua_memory_anywhere_never_kills_the_server() -> None:
+    # With the ceiling hit inside lupa's own calls (building a reply, a decoded JSON,
+    # the next script's setup) the process used to abort ("PANIC: unprotected error in
+    # call to Lua API") or hang with the runtime's lock taken.
+    srv = start_tokenginx("--no-persistence", "--set", "scripting.max_memory_mb=8")
+    try:
+        c = client(srv)
+        c.set("big", b"x" * 3_000_000)
+        hungry = [
+            "local t = {} for i = 1, 200000 do t[i] = {i} end return #t",
+            "return #cjson.decode('[' .. string.rep('[],', 300000) .. '1]')",
+            "local t = {} for i = 1, 1e6 do t[i] = string.rep('x', 100) .. i end return #t",
+            "local t = {} for i = 1, 1e5 do t[i] = i end local s = cjson.encode(t) "
+            "local u = {} for i = 1, 30 do u[i] = cjson.decode(s) end return #u",
+            "return #cjson.encode({redis.call('get', 'big'), redis.call('get', 'big')})",
+            "local s = cmsgpack.pack(redis.call('get', 'big'), redis.call('get', 'big')) return #s",
+            "return {pcall(function() local t = {} for i = 1, 1e6 do t[i] = tostring(i) .. 'x' end end)}",
+        ]
+        for script in hungry:
+            try:
+                c.eval(script, 0)
+            except redis.ResponseError as e:
+                assert "not enough memory" in str(e)
+            assert srv.proc.poll() is None, f"the server died on: {script}"
+            # ... and the next script runs normally.
+            assert c.eval("local t = {} for i = 1, 100 do t[i] = redis.call('ping') end return #t", 0) == 100
+    finally:
+        stop_process(srv.proc)

@@ -199,6 +199,7 @@ class ScriptEngine:
         self._wrote = False  # the running script has called a write command
         self._stop_signal = False  # SIGTERM/SIGINT arrived while busy
         self._saved_handlers: dict[int, Any] = {}
+        self._cap = 0  # the Lua memory ceiling while a script's code runs, else 0
         self._caller: Client | None = None
         self._running = False
         self._read_only = False
@@ -284,10 +285,16 @@ class ScriptEngine:
         except LuaError as e:  # the Lua runtime failed outside the script's own pcall
             outcome = (False, _lua_error_message(e).encode())
         finally:
+            # The script's code may have failed before lifting the ceiling itself: no
+            # call into lupa may run under it (see _set_cap).
+            self._cap = 0
+            lua.set_max_memory(0)
             self._busy_at = None
             self._running = False
             self._caller = None
             self._clear_hook()
+            if lua.get_memory_used(total=True) > self._max_lua_bytes() // 2:
+                lua.gccollect()  # leave the next script the room this one used
             if self._busy:
                 self._leave_busy(script)
         if self._killed:
@@ -347,24 +354,78 @@ class ScriptEngine:
             PRELUDE,
             _raising(self._redis_call),
             _weak(self._redis_pcall, None),
-            _error_text_of,
+            _weak(self._error_text, None),
             _weak(self._check_time, True),
             _weak(self._log, None),
             _weak(self._set_resp, None),
-            _sha1hex_bytes,
+            _weak(self._sha1hex, b""),
             _weak(self._json_encode, (False, "cjson: internal error")),
             _weak(self._json_decode, (False, "cjson: internal error")),
-            _safe_bit,
+            _weak(self._bit, 0),
             _weak(self._command_known, False),
             REDIS_COMPAT_VERSION.encode(),
             (major << 16) | (minor << 8) | patch,
             HOOK_INSTRUCTIONS,
             _weak(self._msgpack_pack, (False, b"cmsgpack: internal error", 2)),
             _weak(self._msgpack_unpack, (False, b"cmsgpack: internal error", 2)),
+            _weak(self._set_cap, None),
             name="=tokenginx prelude",
         )
         self._lua = lua
+        lua.set_max_memory(0)  # capped only while a script's code runs (see _set_cap)
         return lua
+
+    # -- the memory ceiling -----------------------------------------------------------------
+    # lupa raises Lua's "not enough memory" from its allocator. Inside the script's code
+    # that is an ordinary, catchable Lua error; inside lupa's own C code (pushing what a
+    # Python callback returned, calling into Lua from Python) it is unprotected: the
+    # process aborts or the runtime's lock stays taken. So the ceiling is armed only
+    # while Lua code runs: every Python callback runs with it lifted, and re-arms it at
+    # least as high as what it is about to return needs (never failing that push). A
+    # callback refuses up front to build a value it knows would not fit (fits_lua), so
+    # the overshoot is bounded by one reply; the next callback re-arms the real ceiling.
+    def _max_lua_bytes(self) -> int:
+        return self.state.config.scripting.max_memory_mb * 1024 * 1024
+
+    def _set_cap(self, on: Any) -> None:
+        lua = self._lua
+        if lua is None:
+            return
+        self._cap = self._max_lua_bytes() if on else 0
+        lua.set_max_memory(self._cap, total=True)
+
+    def _uncapped_call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        cap, lua = self._cap, self._lua
+        if not cap or lua is None:
+            return fn(*args)
+        lua.set_max_memory(0)
+        result: Any = None
+        try:
+            result = fn(*args)
+            return result
+        finally:
+            needed = lua.get_memory_used(total=True) + _push_size(result)
+            lua.set_max_memory(max(cap, needed), total=True)
+
+    def fits_lua(self, estimate: int) -> bool:
+        """Whether ``estimate`` more bytes of Lua values stay under the ceiling (always
+        true outside a script's code); collects garbage once before saying no."""
+        cap, lua = self._cap, self._lua
+        if not cap or lua is None:
+            return True
+        if lua.get_memory_used(total=True) + estimate <= cap:
+            return True
+        lua.gccollect()
+        return lua.get_memory_used(total=True) + estimate <= cap
+
+    def _error_text(self, error: Any) -> bytes | None:
+        return _error_text_of(error)
+
+    def _sha1hex(self, data: bytes) -> bytes:
+        return _sha1hex_bytes(data)
+
+    def _bit(self, name: bytes, *args: float) -> int | bytes:
+        return _safe_bit(name, *args)
 
     # -- busy scripts ---------------------------------------------------------------------
     @property
@@ -456,6 +517,8 @@ class ScriptEngine:
     def _redis_call(self, *args: Any) -> tuple[bool, Any]:
         """redis.call: ``(False, reply)``, or ``(True, error text)`` to raise."""
         reply = self._command(args)
+        if not isinstance(reply, CommandError) and not self.fits_lua(_reply_size(reply)):
+            reply = CommandError("ERR " + _NO_MEMORY.decode())
         if isinstance(reply, CommandError):
             return True, _error_text(reply.message)
         return False, self._to_lua(reply)
@@ -463,6 +526,8 @@ class ScriptEngine:
     def _redis_pcall(self, *args: Any) -> Any:
         """redis.pcall: the reply, an error as an ``{err=...}`` table."""
         reply = self._command(args)
+        if not isinstance(reply, CommandError) and not self.fits_lua(_reply_size(reply)):
+            reply = CommandError("ERR " + _NO_MEMORY.decode())
         if isinstance(reply, CommandError):
             return self._lua_table({b"err": _error_text(reply.message)})
         return self._to_lua(reply)
@@ -526,50 +591,33 @@ class ScriptEngine:
 
     def _json_encode(self, value: Any) -> tuple[bool, bytes | str]:
         ok, out = luajson.encode(value, self._is_null)
+        if ok and not self.fits_lua(len(out) + 64):
+            return False, _NO_MEMORY
         return ok, out if isinstance(out, bytes) else out.encode()
 
     def _json_decode(self, data: bytes) -> tuple[bool, Any]:
+        # A JSON text becomes at most ~64 bytes of Lua values per input byte ("[]," is
+        # a table); refuse up front what cannot fit.
+        if not self.fits_lua(64 * len(data)):
+            return False, _NO_MEMORY
         ok, out = luajson.decode(data, self._lua_table, self._null)
         return ok, out if ok else out.encode()
 
     def _msgpack_pack(self, *values: Any) -> tuple[Any, ...]:
-        def work() -> tuple[Any, ...]:
-            result = luamsgpack.pack(values, self._check_time)
-            if not result[0]:
-                return result
-            return True, self._lua_table([result[1]])  # the string made while uncapped
-
-        return self._uncapped(work)
+        result = luamsgpack.pack(values, self._check_time)
+        if not result[0]:
+            return result
+        if not self.fits_lua(len(result[1]) + 64):
+            return False, _NO_MEMORY, 0
+        return True, self._lua_table([result[1]])  # the wrapper returns out[1]
 
     def _msgpack_unpack(self, data: bytes, limit: float, offset: float, base: int) -> Any:
-        return self._uncapped(
-            lambda: luamsgpack.unpack(
-                data, limit, offset, int(base), self._lua_table, self._check_time
-            )
+        # Each input byte becomes at most one small Lua value.
+        if not self.fits_lua(64 * len(data)):
+            return False, _NO_MEMORY, 0
+        return luamsgpack.unpack(
+            data, limit, offset, int(base), self._lua_table, self._check_time
         )
-
-    def _uncapped(self, work: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
-        """``work()`` (Python making Lua values for cmsgpack) with the Lua memory cap
-        lifted: lupa allocates outside Lua's protected calls, where running out of
-        memory aborts the process. Past the cap (after a full collection), the values
-        are dropped and the script gets ``not enough memory`` instead."""
-        lua = self._lua
-        limit = lua.get_max_memory(total=True) if lua is not None else None
-        if lua is None or not limit:
-            return work()
-        lua.set_max_memory(0)
-        try:
-            result = work()
-            if lua.get_memory_used(total=True) < limit:
-                return result
-            lua.gccollect()
-            if lua.get_memory_used(total=True) < limit:
-                return result
-            del result
-            lua.gccollect()
-            return False, b"not enough memory", 0
-        finally:
-            lua.set_max_memory(limit, total=True)
 
     # -- conversions --------------------------------------------------------------------
     def _lua_table(self, items: Any) -> Any:
@@ -665,7 +713,8 @@ class ScriptEngine:
 def _weak(method: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
     """A callback for Lua that holds its engine weakly (the Lua runtime holds the
     callback, the engine holds the runtime: a strong reference would be a cycle the
-    garbage collector cannot see) and never lets a Python exception into Lua."""
+    garbage collector cannot see), runs with the memory ceiling lifted (see
+    ``_uncapped_call``), and never lets a Python exception into Lua."""
     ref = weakref.WeakMethod(method)
     name = method.__name__
 
@@ -674,7 +723,7 @@ def _weak(method: Callable[..., Any], fallback: Any) -> Callable[..., Any]:
         if bound is None:
             return fallback
         try:
-            return bound(*args)
+            return bound.__self__._uncapped_call(bound, args)
         except Exception:
             log.exception("scripting callback %s failed", name)
             return fallback
@@ -705,7 +754,7 @@ def _raising(method: Callable[..., tuple[bool, Any]]) -> Callable[..., Any]:
             failed, value = True, b"ERR the scripting engine is gone"
         else:
             try:
-                failed, value = bound(*args)
+                failed, value = bound.__self__._uncapped_call(bound, args)
             except Exception:
                 log.exception("scripting callback %s failed", name)
                 failed, value = True, b"ERR internal error in script callback"
@@ -715,6 +764,28 @@ def _raising(method: Callable[..., tuple[bool, Any]]) -> Callable[..., Any]:
         return value
 
     return callback
+
+
+_NO_MEMORY = b"not enough memory"
+_PUSH_MARGIN = 256 * 1024  # stack growth and small objects lupa makes when returning
+
+
+def _push_size(result: Any) -> int:
+    """Bytes lupa may allocate pushing ``result`` into Lua: its strings, and a margin
+    for the stack and small objects."""
+    items = result if isinstance(result, tuple) else (result,)
+    return _PUSH_MARGIN + sum(len(x) + 64 for x in items if isinstance(x, (bytes, str)))
+
+
+def _reply_size(v: Any) -> int:
+    """A rough upper bound of the Lua memory a command reply becomes."""
+    if isinstance(v, (bytes, str)):
+        return len(v) + 64
+    if isinstance(v, dict):
+        return 128 + sum(_reply_size(k) + _reply_size(x) for k, x in v.items())
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return 128 + sum(_reply_size(x) for x in v)
+    return 64
 
 
 def _error_text_of(error: Any) -> bytes | None:

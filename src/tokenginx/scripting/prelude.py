@@ -29,7 +29,7 @@ from __future__ import annotations
 PRELUDE = rb"""
 local py_call, py_pcall, py_error_text, py_check, py_log, py_setresp, py_sha1,
       py_encode, py_decode, py_bit, py_acl, REDIS_VERSION, REDIS_VERSION_NUM, HOOK_COUNT,
-      py_mp_pack, py_mp_unpack = ...
+      py_mp_pack, py_mp_unpack, py_cap = ...
 
 -- Everything used after the sandbox is sealed is captured here.
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
@@ -569,16 +569,22 @@ local function compile(body)
   return f, err
 end
 
+-- The memory ceiling holds while the script's own code runs (py_cap): Lua raises
+-- "not enough memory" there, inside protected calls; outside, lupa's own calls run
+-- uncapped, since running out of memory in them would abort the process.
 local function run(fn, keys, argv)
   rawset(base, 'KEYS', keys)
   rawset(base, 'ARGV', argv)
   sethook(hook, '', HOOK_COUNT)
+  py_cap(true)
   local ok, res = xpcall(fn, error_handler)
   if not ok then
+    py_cap(false)
     if type(res) == 'table' then return false, res[1], res[2], res[3] end
     return false, 'ERR ' .. tostring(res)
   end
   local done, out = pcall(normalize, res, 0)
+  py_cap(false)
   if not done then return false, 'ERR ' .. tostring(out) end
   return true, out
 end
