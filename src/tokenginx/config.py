@@ -119,6 +119,14 @@ class HTTPConfig:
     sse_heartbeat_seconds: float = 15.0
     # Interactive API docs at /docs (the OpenAPI document is always served).
     docs: bool = True
+    # Request heads: at most this many header fields and bytes (request line included),
+    # else 431; the whole head must arrive within header_timeout_s of its first byte
+    # (or of the connection), else 408 and close (slowloris).
+    max_headers: int = 100
+    max_header_bytes: int = 32 * 1024
+    header_timeout_s: float = 10.0
+    # A request body that stalls this long between two chunks closes the connection.
+    body_timeout_s: float = 30.0
 
 
 @dataclass
@@ -490,6 +498,11 @@ class Config:
             raise ConfigError("server.databases must be between 1 and 1024")
         if s.max_connections < 1:
             raise ConfigError("server.max_connections must be at least 1")
+        h = self.http
+        if h.max_headers < 1 or h.max_header_bytes < 1024:
+            raise ConfigError("http.max_headers must be >= 1 and http.max_header_bytes >= 1024")
+        if h.header_timeout_s <= 0 or h.body_timeout_s <= 0:
+            raise ConfigError("http.header_timeout_s and http.body_timeout_s must be positive")
         if self.scripting.busy_reply_threshold_ms < 0:
             raise ConfigError("scripting.busy_reply_threshold_ms must be 0 or more")
         if self.scripting.max_memory_mb < 1:

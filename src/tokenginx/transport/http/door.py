@@ -17,6 +17,7 @@ import uvicorn
 
 from tokenginx.config import parse_addr
 from tokenginx.transport.http.app import build_app
+from tokenginx.transport.http.guarded import HeadLimits, guarded_protocol
 
 if TYPE_CHECKING:
     from tokenginx.server import Server
@@ -47,7 +48,15 @@ class HTTPDoor:
         config = uvicorn.Config(
             self.app,
             lifespan="off",
-            http="httptools",
+            # httptools plus header limits and head/body timeouts (guarded.py)
+            http=guarded_protocol(
+                HeadLimits(
+                    max_headers=cfg.http.max_headers,
+                    max_header_bytes=cfg.http.max_header_bytes,
+                    header_timeout_s=cfg.http.header_timeout_s,
+                    body_timeout_s=cfg.http.body_timeout_s,
+                )
+            ),
             ws="none",
             loop="none",
             log_config=None,
