@@ -67,6 +67,17 @@ def value_size(key: bytes, value: bytes | dict | set) -> int:
 TYPE_NAMES = {bytes: "string", dict: "hash", set: "set"}
 
 
+class _ScanList:
+    """The keys SCAN cursors walk: the key list when the first of them started, with
+    each key created since appended (deleted keys stay and are skipped)."""
+
+    __slots__ = ("keys", "last_used")
+
+    def __init__(self, keys: list[bytes]) -> None:
+        self.keys = keys
+        self.last_used = time.monotonic()
+
+
 class Database:
     __slots__ = (
         "id",
@@ -78,6 +89,7 @@ class Database:
         "_heap",
         "watchers",
         "_scans",
+        "_scan_current",
         "_scan_ids",
         "used",
     )
@@ -92,7 +104,8 @@ class Database:
         self._heap: list[int] = []
         # key -> set of watching clients (objects with a ``dirty_cas`` attribute)
         self.watchers: dict[bytes, set] = {}
-        self._scans: OrderedDict[int, tuple[list[bytes], float]] = OrderedDict()
+        self._scans: OrderedDict[int, _ScanList] = OrderedDict()
+        self._scan_current = 0  # the list new scans join
         self._scan_ids = itertools.count(1)
         self.used = 0
 
@@ -193,32 +206,40 @@ class Database:
         self, cursor: int, count: int, match: Matcher | None, type_name: str | None
     ) -> tuple[int, list[bytes]]:
         """Cursor iteration with SCAN's guarantee: a key present for the whole scan is
-        returned. Cursor 0 takes a snapshot of the key list (references only); later
-        cursors walk it, so rehashing and deletes never make us skip a key."""
+        returned. Scans walk a shared :class:`_ScanList` (the key list when it was
+        started, plus every key added since), so concurrent scans cost one list, a
+        new scan costs O(count), and rehashing and deletes never make us skip a key."""
         snap_id, pos = cursor >> 32, cursor & 0xFFFFFFFF
         now_s = time.monotonic()
-        entry = self._scans.get(snap_id) if snap_id else None
+        scans = self._scans
+        entry = scans.get(snap_id) if snap_id else None
         if entry is None:
-            keys = list(self.data)
-            if len(keys) <= pos + count:
-                return 0, self._filter_scan(keys[pos:], match, type_name)
-            snap_id = next(self._scan_ids) % 0xFFFFFFFF + 1
-            self._scans[snap_id] = (keys, now_s)
-            while len(self._scans) > _SCAN_SNAPSHOTS:
-                self.ks.retire(self._scans.popitem(last=False)[1][0])
-        else:
-            keys = entry[0]
-            self._scans[snap_id] = (keys, now_s)
-            self._scans.move_to_end(snap_id)
-        for sid in [s for s, (_, t) in self._scans.items() if now_s - t > _SCAN_SNAPSHOT_IDLE_S]:
-            self.ks.retire(self._scans.pop(sid)[0])
+            entry = scans.get(self._scan_current)
+            if entry is None or len(entry.keys) > 2 * len(self.data) + 1024:
+                if not scans and len(self.data) <= pos + count:
+                    return 0, self._filter_scan(list(self.data)[pos:], match, type_name)
+                entry = _ScanList(list(self.data))
+                snap_id = next(self._scan_ids) % 0xFFFFFFFF + 1
+                scans[snap_id] = entry
+                self._scan_current = snap_id
+                while len(scans) > _SCAN_SNAPSHOTS:
+                    self.ks.retire(scans.popitem(last=False)[1].keys)
+            else:
+                snap_id = self._scan_current
+        entry.last_used = now_s
+        scans.move_to_end(snap_id)
+        for sid in [s for s, e in scans.items() if now_s - e.last_used > _SCAN_SNAPSHOT_IDLE_S]:
+            self.ks.retire(scans.pop(sid).keys)
+        keys = entry.keys
         chunk = keys[pos : pos + count]
         next_pos = pos + count
-        keys_left = next_pos < len(keys)
-        if not keys_left:
-            self.ks.retire(self._scans.pop(snap_id)[0])
         result = self._filter_scan(chunk, match, type_name)
-        return ((snap_id << 32) | next_pos if keys_left else 0), result
+        return ((snap_id << 32) | next_pos if next_pos < len(keys) else 0), result
+
+    def _scan_append(self, key: bytes) -> None:
+        """A new key: every live scan list gets it (only called while scans exist)."""
+        for entry in self._scans.values():
+            entry.keys.append(key)
 
     def _filter_scan(
         self, chunk: list[bytes], matcher: Matcher | None, type_name: str | None
@@ -254,6 +275,8 @@ class Database:
             if len(key) > ks.max_key_bytes:
                 raise key_too_large(ks.max_key_bytes)
             delta = _STRING_OVERHEAD + len(key) + len(value)
+            if self._scans:
+                self._scan_append(key)
         elif type(old) is bytes:
             delta = len(value) - len(old)
         else:
@@ -283,6 +306,8 @@ class Database:
         if old is None and len(key) > self.ks.max_key_bytes:
             raise key_too_large(self.ks.max_key_bytes)
         delta = value_size(key, value) - (0 if old is None else value_size(key, old))
+        if old is None and self._scans:
+            self._scan_append(key)
         self.data[key] = value
         if expire_at is not None:
             self._file_expire(key, expire_at)
@@ -297,6 +322,8 @@ class Database:
         if v is None:
             if len(key) > self.ks.max_key_bytes:
                 raise key_too_large(self.ks.max_key_bytes)
+            if self._scans:
+                self._scan_append(key)
             v = self.data[key] = {}
             self._account(_BYTES_OVERHEAD + len(key) + _SLOT + 64)
         elif type(v) is not dict:
@@ -308,6 +335,8 @@ class Database:
         if v is None:
             if len(key) > self.ks.max_key_bytes:
                 raise key_too_large(self.ks.max_key_bytes)
+            if self._scans:
+                self._scan_append(key)
             v = self.data[key] = set()
             self._account(_BYTES_OVERHEAD + len(key) + _SLOT + 64)
         elif type(v) is not set:

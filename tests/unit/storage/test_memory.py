@@ -224,3 +224,43 @@ def test_cycle_does_not_walk_keys_that_are_not_due_yet(clock):
     while ks.active_expire_cycle(budget_ms=5):
         pass
     assert db.size() == 0
+
+
+def _full_scan(db, count=7, first=None):
+    cursor, seen = 0, []
+    while True:
+        cursor, keys = db.scan(cursor, count, None, None)
+        seen.extend(keys)
+        if first is not None:
+            first()
+            first = None
+        if cursor == 0:
+            return seen
+
+
+def test_concurrent_scans_share_one_key_list(ks):
+    db = ks.db(0)
+    for i in range(1000):
+        db.set_string(b"k%d" % i, b"v")
+    cursors = [db.scan(0, 10, None, None)[0] for _ in range(20)]
+    assert all(cursors) and len(db._scans) == 1  # twenty scans, one list
+    # Keys created during a scan are in the list it walks; keys present throughout are
+    # all returned.
+    seen = _full_scan(db, first=lambda: [db.set_string(b"new%d" % i, b"v") for i in range(50)])
+    assert {b"k%d" % i for i in range(1000)} <= set(seen)
+    assert len(db._scans) == 1
+
+
+def test_the_shared_list_is_renewed_when_mostly_deleted_keys(ks):
+    db = ks.db(0)
+    for i in range(3000):
+        db.set_string(b"k%d" % i, b"v")
+    db.scan(0, 10, None, None)
+    for i in range(2990):
+        db.delete(b"k%d" % i)
+    for i in range(500):
+        db.set_string(b"n%d" % i, b"v")  # appended: the list is now over 2x the keyspace
+    first_list = db._scans[db._scan_current]
+    db.scan(0, 10, None, None)
+    assert db._scans[db._scan_current] is not first_list
+    assert len(db._scans) == 2
