@@ -109,10 +109,11 @@ class Persistence:
             self.status.snapshot_size = os.path.getsize(os.path.join(self.directory, name))
             self.status.last_save = int(os.path.getmtime(os.path.join(self.directory, name)))
         report.last_seq = base - 1 if base else 0
-        for seq, name in segments:
-            if seq < base:
-                continue
-            self._replay_segment(os.path.join(self.directory, name), report)
+        live = [(seq, name) for seq, name in segments if seq >= base]
+        self._check_chain(base, bool(snapshots), live, report)
+        for i, (seq, name) in enumerate(live):
+            self._replay_segment(os.path.join(self.directory, name), report,
+                                 newest=i == len(live) - 1)
             report.segments += 1
             report.last_seq = max(report.last_seq, seq)
         report.seconds = time.monotonic() - t0
@@ -148,6 +149,38 @@ class Persistence:
                 segments.append((int(m.group(1)), name))
         return sorted(snapshots), sorted(segments)
 
+    def _check_chain(self, base: int, have_snapshot: bool, live: list[tuple[int, str]],
+                     report: RecoveryReport) -> None:
+        """The files must be able to reproduce the last state: the log segments after
+        the snapshot (or, without one, from the very first segment, 1) numbered without
+        a gap. A missing snapshot or segment is refused, never read as "no data"."""
+        expected = base if have_snapshot else 1
+        problems = []
+        if live and live[0][0] != expected:
+            if have_snapshot:
+                problems.append(
+                    f"log segments {segment_name(expected)} to {segment_name(live[0][0] - 1)} "
+                    f"are missing (the snapshot covers the log up to {segment_name(expected)})"
+                )
+            else:
+                problems.append(
+                    f"no snapshot, and the log starts at {live[0][1]}: the snapshot that held "
+                    f"everything before it is missing"
+                )
+        for (a, _), (b, _name) in zip(live, live[1:]):
+            if b != a + 1:
+                problems.append(f"log segments {segment_name(a + 1)} to {segment_name(b - 1)} are missing")
+        if not problems:
+            return
+        msg = f"data directory {self.directory} cannot reproduce the last state: " + "; ".join(
+            problems
+        )
+        if not self.repair:
+            raise RecoveryError(msg + " (restore the missing files, or set persistence.repair: "
+                                "true to start from what is there)")
+        report.dropped.append(msg + "; started from what is there")
+        log.warning(msg, extra={"event": "repair"})
+
     def _load_snapshot(self, path: str, report: RecoveryReport) -> int:
         try:
             _, data = rec.read_file(path, rec.SNAPSHOT_MAGIC, self.sealer)
@@ -158,34 +191,62 @@ class Persistence:
             report.dropped.append(msg + "; started without it")
             log.warning(msg, extra={"event": "repair"})
             return 0
-        scan = rec.ScanResult(good_end=rec.HEADER_SIZE, records=0)
         count = 0
         ended = False
+        damaged = False
         now = self.clock_ms()
-        for record in rec.iter_frames(memoryview(data), rec.HEADER_SIZE, self.sealer, scan):
-            if record[0] == rec.OP_END:
-                ended = record[1] == count
+        view = memoryview(data)
+        pos = rec.HEADER_SIZE
+        while True:
+            scan = rec.ScanResult(good_end=pos, records=0)
+            for record in rec.iter_frames(view, pos, self.sealer, scan):
+                if record[0] == rec.OP_END:
+                    ended = record[1] == count or damaged
+                    break
+                self._apply(record, now)
+                count += len(record[2]) if record[0] == rec.OP_BULK else 1
+            if ended or scan.bad_offset is None:
                 break
-            self._apply(record, now)
-            count += len(record[2]) if record[0] == rec.OP_BULK else 1
-        if not ended:
-            problem = scan.error or "snapshot has no valid end record"
+            problem = scan.error or "bad frame"
             msg = f"snapshot {os.path.basename(path)} is damaged at byte {scan.bad_offset}: {problem}"
             if not self.repair:
                 raise RecoveryError(msg + " (set persistence.repair: true to load what is valid)")
+            damaged = True
+            if scan.skip_to is not None and scan.resyncable:
+                # Valid frames follow: skip only the damaged one and keep the rest.
+                report.dropped.append(f"{msg}: skipped {scan.skip_to - scan.bad_offset} bytes")
+                log.warning("%s: skipped the damaged frame", msg, extra={"event": "repair"})
+                pos = scan.skip_to
+                continue
             report.dropped.append(msg + f"; kept the {count} keys before it")
+            log.warning(msg, extra={"event": "repair", "kept": count})
+            return count
+        if not ended:
+            msg = f"snapshot {os.path.basename(path)} has no valid end record"
+            if not self.repair:
+                raise RecoveryError(msg + " (set persistence.repair: true to load what is valid)")
+            report.dropped.append(msg + f"; kept the {count} keys in it")
             log.warning(msg, extra={"event": "repair", "kept": count})
         return count
 
-    def _replay_segment(self, path: str, report: RecoveryReport) -> None:
+    def _replay_segment(self, path: str, report: RecoveryReport, newest: bool = True) -> None:
         try:
             _, data = rec.read_file(path, rec.LOG_MAGIC, self.sealer)
         except rec.CorruptRecord as e:
             size = os.path.getsize(path)
-            if size < rec.HEADER_SIZE:  # crashed while creating the segment
+            name = os.path.basename(path)
+            if newest and size < rec.HEADER_SIZE:
+                # The newest segment, shorter than its header: the crash came while
+                # creating it, before any record could be written after the header.
                 self._truncate(path, 0, size, 0, report)
                 return
-            raise RecoveryError(f"log segment {os.path.basename(path)}: {e}") from None
+            msg = f"log segment {name} is unreadable: {e}" + (
+                "" if newest else " (it is not the newest segment: a crash cannot explain it)")
+            if not self.repair:
+                raise RecoveryError(msg + " (set persistence.repair: true to skip it)") from None
+            report.dropped.append(msg + "; skipped it")
+            log.warning(msg, extra={"event": "repair"})
+            return
         view = memoryview(data)
         pos = rec.HEADER_SIZE
         now = self.clock_ms()

@@ -515,8 +515,11 @@ def test_corrupted_snapshot_body(env):
     with pytest.raises(RecoveryError, match="persistence.repair"):
         env.reload()
     ks, report = env.reload(repair=True)
-    assert ks.total_keys() == 1024  # the frame that precedes the damage
+    # Repair keeps what is provable: the frames before and after the damaged one.
+    assert ks.total_keys() == 3000 - 1024
+    assert ks.db(0).lookup(b"k0") is not None and ks.db(0).lookup(b"k2999") is not None
     assert len(report.dropped) == 1 and "snapshot-0000000002.tgx" in report.dropped[0]
+    assert "skipped" in report.dropped[0]
 
 
 def test_snapshot_without_end_record_is_refused(env):
@@ -916,3 +919,58 @@ def test_misconf_refuses_writes_inside_exec_too(tmp_path, monkeypatch):
     monkeypatch.setattr(jmod, "os", os)
     j.retry()
     p.close(final_snapshot=False)
+
+
+# -- start-up refuses files that cannot reproduce the last state --------------------------------
+def _three_restarts(env: Env) -> None:
+    """A snapshot, then three log segments after it, each with keys."""
+    p, j = env.open()
+    for i in range(10):
+        p.keyspace.db(0).set_string(b"s%d" % i, b"v")
+    j.commit()
+    p.save()
+    p.close(final_snapshot=False)
+    for r in range(3):
+        p, j = env.open()
+        p.keyspace.db(0).set_string(b"r%d" % r, b"v")
+        j.commit()
+        p.close(final_snapshot=False)
+
+
+def test_a_missing_snapshot_is_refused_not_read_as_empty(env):
+    _three_restarts(env)
+    for snap in env.files("snapshot-"):
+        os.unlink(env.dir / snap)
+    with pytest.raises(RecoveryError, match="snapshot that held everything before it is missing"):
+        env.reload()
+    ks, report = env.reload(repair=True)
+    assert ks.db(0).lookup(b"r2") == b"v" and "missing" in report.dropped[0]
+
+
+def test_a_missing_segment_in_the_middle_is_refused(env):
+    _three_restarts(env)
+    segments = env.files("log-")
+    assert len(segments) >= 3
+    os.unlink(env.dir / segments[1])
+    with pytest.raises(RecoveryError, match="cannot reproduce the last state.*are missing"):
+        env.reload()
+
+
+def test_an_older_segment_cut_into_its_header_is_refused(env):
+    _three_restarts(env)
+    segments = env.files("log-")
+    older = env.dir / segments[0]
+    older.write_bytes(older.read_bytes()[:10])
+    with pytest.raises(RecoveryError, match="not the newest segment"):
+        env.reload()
+    ks, report = env.reload(repair=True)
+    assert ks.db(0).lookup(b"r2") == b"v"
+    assert any("skipped it" in d for d in report.dropped)
+
+
+def test_the_newest_segment_cut_into_its_header_is_a_crash_while_creating_it(env):
+    _three_restarts(env)
+    newest = env.last_segment()
+    newest.write_bytes(newest.read_bytes()[:10])
+    ks, report = env.reload()  # no repair needed
+    assert ks.db(0).lookup(b"r1") == b"v" and report.truncated_bytes == 10
