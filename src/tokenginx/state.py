@@ -134,13 +134,17 @@ class ServerState:
         if client.monitor and client in self.monitors:
             self.monitors.remove(client)
 
-    def add_slowlog(self, duration_us: int, argv: list[bytes], client: Client) -> None:
+    def add_slowlog(
+        self, duration_us: int, argv: list[bytes], client: Client, argc: int | None = None
+    ) -> None:
+        """``argv`` may be only the first 32 arguments (already redacted) of ``argc``."""
         if self.slowlog.maxlen == 0:
             return
+        argc = len(argv) if argc is None else argc
         # Redis keeps at most 32 arguments and 128 bytes of each.
         shown = [a[:128] + (b"... (%d more bytes)" % (len(a) - 128) if len(a) > 128 else b"") for a in argv[:32]]
-        if len(argv) > 32:
-            shown[-1] = b"... (%d more arguments)" % (len(argv) - 31)
+        if argc > 32:
+            shown[-1] = b"... (%d more arguments)" % (argc - 31)
         self.slowlog.appendleft(
             SlowlogEntry(next(self._slowlog_ids), int(time.time()), duration_us, shown, client.addr, client.name)
         )

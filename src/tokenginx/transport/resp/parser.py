@@ -265,6 +265,11 @@ class RequestParser:
         self._guard = _count_guard(self.limits).search
         self.error_prefix: list[list[bytes] | LineRequest] = []
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete request held so far."""
+        return len(self._tail) + len(self._inline)
+
     def set_limits(self, limits: ParserLimits) -> None:
         """Switch limits (after AUTH) for the requests still to come."""
         self.limits = limits

@@ -43,6 +43,7 @@ log = logging.getLogger("tokenginx.resp")
 
 _MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 _MAX_PIPELINE_OUTPUT = 4 * 1024 * 1024
+_YIELD_AFTER_BYTES = 256 * 1024  # a partial request this big: one read per loop turn
 # The pub/sub channel ``server.push_message`` messages carry on RESP connections.
 PUSH_CHANNEL = b"tokenginx:push"
 
@@ -174,6 +175,11 @@ class RespProtocol(asyncio.Protocol):
         except ProtocolError as e:
             requests = self.parser.error_prefix
             error = e
+        if not requests and error is None and parser.buffered > _YIELD_AFTER_BYTES:
+            # A huge request arriving: let the other clients in before reading on, so
+            # parsing megabytes for one client never holds the loop for long.
+            self._yield_reading()
+            return
         if self._app_task is not None or self._backlog is not None:
             self._enqueue(requests, error)
             return
@@ -192,6 +198,25 @@ class RespProtocol(asyncio.Protocol):
                 self._reply(out, 1)
                 return
         self._answer(requests, error)
+
+    def _yield_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._backlog is not None:
+            return
+        transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._resume_after_yield)
+
+    def _resume_after_yield(self) -> None:
+        transport = self.transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or self._paused
+            or self._backlog is not None
+            or self._app_task is not None
+        ):
+            return
+        transport.resume_reading()
 
     def _enqueue(self, requests: list[Any], error: ProtocolError | None) -> None:
         """Requests that arrived while earlier ones still wait: queue them behind."""
