@@ -86,7 +86,7 @@ CASES = [
     (b"a.c", b"abc", False), (b"a.c", b"a.c", True), (b"[.]", b".", True), (b"\\", b"\\", True),
     (b"", b"", True), (b"", b"a", False), (b"*a", b"", False), (b"a*a", b"a", False),
     (b"user:*:token", b"user:1:2:token", True), (b"oauth:token:*", b"oauth:code:x", False),
-    (b"**", b"", False), (b"[\\]]", b"]", True), (b"[a\\-z]", b"-", True), (b"[a\\-z]", b"b", False),
+    (b"**", b"", False), (b"[a-]a", b"a", True), (b"[a-]", b"]", True), (b"[\\]]", b"]", True), (b"[a\\-z]", b"-", True), (b"[a\\-z]", b"b", False),
 ]
 
 
