@@ -589,18 +589,38 @@ class ScriptEngine:
         if self._client is not None:
             self._client.set_protocol(self._resp)
 
-    def _json_encode(self, value: Any) -> tuple[bool, bytes | str]:
-        ok, out = luajson.encode(value, self._is_null)
+    def _json_encode(
+        self,
+        value: Any,
+        max_depth: int = 1000,
+        precision: int = 14,
+        invalid: int = 0,
+        sparse_convert: int = 0,
+        sparse_ratio: int = 2,
+        sparse_safe: int = 10,
+    ) -> tuple[bool, bytes | str]:
+        cfg = luajson.Config(
+            encode_max_depth=int(max_depth),
+            encode_number_precision=int(precision),
+            encode_invalid_numbers=int(invalid),
+            encode_sparse_convert=bool(sparse_convert),
+            encode_sparse_ratio=int(sparse_ratio),
+            encode_sparse_safe=int(sparse_safe),
+        )
+        ok, out = luajson.encode(value, self._is_null, cfg)
         if ok and not self.fits_lua(len(out) + 64):
             return False, _NO_MEMORY
         return ok, out if isinstance(out, bytes) else out.encode()
 
-    def _json_decode(self, data: bytes) -> tuple[bool, Any]:
+    def _json_decode(
+        self, data: bytes, max_depth: int = 1000, invalid: int = 1
+    ) -> tuple[bool, Any]:
         # A JSON text becomes at most ~64 bytes of Lua values per input byte ("[]," is
         # a table); refuse up front what cannot fit.
         if not self.fits_lua(64 * len(data)):
             return False, _NO_MEMORY
-        ok, out = luajson.decode(data, self._lua_table, self._null)
+        cfg = luajson.Config(decode_max_depth=int(max_depth), decode_invalid_numbers=bool(invalid))
+        ok, out = luajson.decode(data, self._lua_table, self._null, cfg)
         return ok, out if ok else out.encode()
 
     def _msgpack_pack(self, *values: Any) -> tuple[Any, ...]:

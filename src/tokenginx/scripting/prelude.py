@@ -184,9 +184,69 @@ end
 local null = newproxy(false)
 local cjson = {null = null}
 
+-- lua-cjson's json_config_t: one per Lua runtime (a new runtime starts from the
+-- defaults, as SCRIPT FLUSH does in Redis). Passed to Python on every call.
+local enc_depth, enc_precision, enc_invalid = 1000, 14, 0
+local sparse_convert, sparse_ratio, sparse_safe = 0, 2, 10
+local dec_depth, dec_invalid = 1000, 1
+local keep_buffer = 1  -- only chooses whether the encoder reuses its buffer
+
+local INT_MAX = 2147483647
+local BOOL_OPTIONS = {[0] = 'off', 'on'}
+local INVALID_OPTIONS = {[0] = 'off', 'on', 'null'}
+
+-- json_arg_init: at most n arguments.
+local function arg_init(name, n, given)
+  if given > n then
+    error(format("bad argument #%d to '%s' (found too many arguments)", n + 1, name), 3)
+  end
+end
+
+-- json_integer_option: luaL_checkinteger (a lua_Integer, then C's int), a range check
+-- (whose error always names argument #1, as the C code does).
+local function integer_option(name, i, v, current, min, max)
+  if v == nil then return current end
+  local n = (type(v) == 'number' or type(v) == 'string') and tonumber(v) or nil
+  if n == nil then
+    error(format("bad argument #%d to '%s' (number expected, got %s)", i, name, type(v)), 3)
+  end
+  if n ~= n or n >= 9223372036854775808 or n < -9223372036854775808 then
+    n = 0  -- (lua_Integer) gives INT64_MIN on x86-64, whose low 32 bits are 0
+  else
+    n = trunc(n) % 4294967296
+    if n >= 2147483648 then n = n - 4294967296 end
+  end
+  if n < min or n > max then
+    error(format("bad argument #1 to '%s' (expected integer between %d and %d)", name, min, max), 3)
+  end
+  return n
+end
+
+-- json_enum_option: a boolean, or one of the option names (luaL_checkoption).
+local function enum_option(name, i, v, current, options)
+  if v == nil then return current end
+  if type(v) == 'boolean' then return v and 1 or 0 end
+  if type(v) == 'number' then v = tostring(v)
+  elseif type(v) ~= 'string' then
+    error(format("bad argument #%d to '%s' (string expected, got %s)", i, name, type(v)), 3)
+  end
+  local z = find(v, '\0', 1, true)  -- compared as a C string
+  if z then v = sub(v, 1, z - 1) end
+  for k = 0, #options do
+    if options[k] == v then return k end
+  end
+  error(format("bad argument #%d to '%s' (invalid option '%s')", i, name, v), 3)
+end
+
+local function enum_result(setting, options)
+  if setting == 0 or setting == 1 then return setting == 1 end
+  return options[setting]
+end
+
 function cjson.encode(...)
   if select('#', ...) ~= 1 then error("bad argument #1 to 'encode' (expected 1 argument)", 2) end
-  local ok, out = py_encode((...))
+  local ok, out = py_encode((...), enc_depth, enc_precision, enc_invalid,
+                            sparse_convert, sparse_ratio, sparse_safe)
   if not ok then error(out, 2) end
   return out
 end
@@ -199,24 +259,56 @@ function cjson.decode(...)
   elseif type(s) ~= 'string' then
     error("bad argument #1 to 'decode' (string expected, got " .. type(s) .. ")", 2)
   end
-  local ok, out = py_decode(s)
+  local ok, out = py_decode(s, dec_depth, dec_invalid)
   if not ok then error(out, 2) end
   return out
 end
 
--- lua-cjson's encode_keep_buffer only chooses whether the encoder reuses its buffer;
--- nothing a script can see depends on it, so the setting is kept and reported.
-local keep_buffer = true
+function cjson.encode_sparse_array(...)
+  local name = 'encode_sparse_array'
+  arg_init(name, 3, select('#', ...))
+  local convert, ratio, safe = ...
+  -- Each setting is stored before the next is checked, as in the C code.
+  sparse_convert = enum_option(name, 1, convert, sparse_convert, BOOL_OPTIONS)
+  sparse_ratio = integer_option(name, 2, ratio, sparse_ratio, 0, INT_MAX)
+  sparse_safe = integer_option(name, 3, safe, sparse_safe, 0, INT_MAX)
+  return sparse_convert == 1, sparse_ratio, sparse_safe
+end
+
+function cjson.encode_max_depth(...)
+  arg_init('encode_max_depth', 1, select('#', ...))
+  enc_depth = integer_option('encode_max_depth', 1, (...), enc_depth, 1, INT_MAX)
+  return enc_depth
+end
+
+function cjson.decode_max_depth(...)
+  arg_init('decode_max_depth', 1, select('#', ...))
+  dec_depth = integer_option('decode_max_depth', 1, (...), dec_depth, 1, INT_MAX)
+  return dec_depth
+end
+
+function cjson.encode_number_precision(...)
+  arg_init('encode_number_precision', 1, select('#', ...))
+  enc_precision = integer_option('encode_number_precision', 1, (...), enc_precision, 1, 14)
+  return enc_precision
+end
+
 function cjson.encode_keep_buffer(...)
-  local n = select('#', ...)
-  if n > 1 then error("bad argument #2 to 'encode_keep_buffer' (found too many arguments)", 2) end
-  if n == 1 then
-    local v = ...
-    if type(v) == 'boolean' then keep_buffer = v
-    elseif v == 'on' or v == 'off' then keep_buffer = (v == 'on')
-    else error("bad argument #1 to 'encode_keep_buffer' (invalid option '" .. tostring(v) .. "')", 2) end
-  end
-  return keep_buffer
+  arg_init('encode_keep_buffer', 1, select('#', ...))
+  keep_buffer = enum_option('encode_keep_buffer', 1, (...), keep_buffer, BOOL_OPTIONS)
+  return keep_buffer == 1
+end
+
+function cjson.encode_invalid_numbers(...)
+  arg_init('encode_invalid_numbers', 1, select('#', ...))
+  enc_invalid = enum_option('encode_invalid_numbers', 1, (...), enc_invalid, INVALID_OPTIONS)
+  return enum_result(enc_invalid, INVALID_OPTIONS)
+end
+
+function cjson.decode_invalid_numbers(...)
+  arg_init('decode_invalid_numbers', 1, select('#', ...))
+  dec_invalid = enum_option('decode_invalid_numbers', 1, (...), dec_invalid, BOOL_OPTIONS)
+  return dec_invalid == 1
 end
 
 local function is_null(v) return v == null end
