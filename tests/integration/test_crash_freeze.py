@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from tests.conftest import RunningServer, start_redis, start_tokenginx, stop_process
+from tests.integration.differential import Probe
 
 BUSY = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
 
@@ -39,44 +40,26 @@ def reference() -> Iterator[RunningServer]:
     stop_process(srv.proc)
 
 
+@pytest.fixture(params=["tokenginx", "redis"])
+def either(request: pytest.FixtureRequest, server: RunningServer,
+           reference: RunningServer) -> RunningServer:
+    """Each test twice: on our server, and on redis-server, which validates the test."""
+    return server if request.param == "tokenginx" else reference
+
+
+@pytest.fixture
+def busy_either(either: RunningServer) -> Iterator[RunningServer]:
+    """``either`` with scripts turning busy after 100 ms (restored afterwards)."""
+    admin = client(either)
+    admin.config_set("busy-reply-threshold", 100)
+    yield either
+    admin.config_set("busy-reply-threshold", 5000)
+    admin.close()
+
+
 def client(srv: RunningServer, **kw: Any) -> redis.Redis:
     kw.setdefault("socket_timeout", 10)
     return redis.Redis(port=srv.port, protocol=2, **kw)
-
-
-class Probe:
-    """PINGs the server from its own connection until stopped; records the latencies."""
-
-    def __init__(self, srv: RunningServer) -> None:
-        self.conn = client(srv)
-        self.conn.ping()
-        self.latencies: list[float] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                self.conn.ping()
-            except redis.RedisError as e:
-                self.errors.append(str(e))
-            self.latencies.append(time.perf_counter() - t0)
-            time.sleep(0.002)
-
-    def __enter__(self) -> Probe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self.conn.close()
-
-    @property
-    def worst(self) -> float:
-        return max(self.latencies)
 
 
 def best_of(n: int, f: Any) -> float:
@@ -189,57 +172,41 @@ def _wait_busy(c: redis.Redis, deadline_s: float = 10.0) -> None:
     raise AssertionError("the script never became busy")
 
 
-@pytest.mark.parametrize("target", ["tokenginx", "redis"])
-def test_a_busy_script_gets_busy_replies_and_script_kill(
-    server: RunningServer, reference: RunningServer, target: str
-) -> None:
-    srv = server if target == "tokenginx" else reference
-    admin = client(srv)
-    admin.config_set("busy-reply-threshold", 100)
-    try:
-        connected_before = client(srv)
-        connected_before.ping()
-        thread, out = _busy_script(srv, "local i = 0 while true do i = i + 1 end")
-        _wait_busy(connected_before)
-        # A connection opened while busy is served too (this is what redis-cli does).
-        fresh = client(srv)
-        with pytest.raises(redis.ResponseError, match="^BUSY "):
-            fresh.set("k", "v")
-        t0 = time.perf_counter()
-        assert fresh.execute_command("SCRIPT", "KILL") == b"OK"
-        assert time.perf_counter() - t0 < 1
-        thread.join(10)
-        assert isinstance(out["reply"], redis.ResponseError)
-        assert "Script killed by user with SCRIPT KILL" in str(out["reply"])
-        # Afterwards everything is normal, on both the old and the new connection.
-        assert fresh.set("k", "v") is True and connected_before.get("k") == b"v"
-        with pytest.raises(redis.ResponseError, match="^NOTBUSY"):
-            fresh.execute_command("SCRIPT", "KILL")
-    finally:
-        admin.config_set("busy-reply-threshold", 5000)
+def test_a_busy_script_gets_busy_replies_and_script_kill(busy_either: RunningServer) -> None:
+    srv = busy_either
+    connected_before = client(srv)
+    connected_before.ping()
+    thread, out = _busy_script(srv, "local i = 0 while true do i = i + 1 end")
+    _wait_busy(connected_before)
+    # A connection opened while busy is served too (this is what redis-cli does).
+    fresh = client(srv)
+    with pytest.raises(redis.ResponseError, match="^BUSY "):
+        fresh.set("k", "v")
+    t0 = time.perf_counter()
+    assert fresh.execute_command("SCRIPT", "KILL") == b"OK"
+    assert time.perf_counter() - t0 < 1
+    thread.join(10)
+    assert isinstance(out["reply"], redis.ResponseError)
+    assert "Script killed by user with SCRIPT KILL" in str(out["reply"])
+    # Afterwards everything is normal, on both the old and the new connection.
+    assert fresh.set("k", "v") is True and connected_before.get("k") == b"v"
+    with pytest.raises(redis.ResponseError, match="^NOTBUSY"):
+        fresh.execute_command("SCRIPT", "KILL")
 
 
-@pytest.mark.parametrize("target", ["tokenginx", "redis"])
-def test_a_busy_script_that_wrote_is_unkillable(
-    server: RunningServer, reference: RunningServer, target: str
-) -> None:
-    srv = server if target == "tokenginx" else reference
-    admin = client(srv)
-    admin.config_set("busy-reply-threshold", 100)
-    try:
-        script = "redis.call('set', 'w', '1') local i = 0 while i < 2e8 do i = i + 1 end return i"
-        thread, out = _busy_script(srv, script)
-        other = client(srv)
-        _wait_busy(other)
-        with pytest.raises(redis.ResponseError, match="^UNKILLABLE Sorry the script already"):
-            other.execute_command("SCRIPT", "KILL")
-        with pytest.raises(redis.ResponseError, match="^BUSY "):
-            other.execute_command("SHUTDOWN")  # only SHUTDOWN NOSAVE is allowed
-        thread.join(120)
-        assert out["reply"] == 200_000_000
-        assert other.get("w") == b"1"
-    finally:
-        admin.config_set("busy-reply-threshold", 5000)
+def test_a_busy_script_that_wrote_is_unkillable(busy_either: RunningServer) -> None:
+    srv = busy_either
+    script = "redis.call('set', 'w', '1') local i = 0 while i < 2e8 do i = i + 1 end return i"
+    thread, out = _busy_script(srv, script)
+    other = client(srv)
+    _wait_busy(other)
+    with pytest.raises(redis.ResponseError, match="^UNKILLABLE Sorry the script already"):
+        other.execute_command("SCRIPT", "KILL")
+    with pytest.raises(redis.ResponseError, match="^BUSY "):
+        other.execute_command("SHUTDOWN")  # only SHUTDOWN NOSAVE is allowed
+    thread.join(120)
+    assert out["reply"] == 200_000_000
+    assert other.get("w") == b"1"
 
 
 @pytest.mark.parametrize("wrote", [False, True], ids=["read-only", "wrote"])
@@ -331,11 +298,8 @@ class Raw:
         self.sock.close()
 
 
-@pytest.mark.parametrize("target", ["tokenginx", "redis"])
-def test_out_of_memory_aborts_transactions_as_redis(
-    server: RunningServer, reference: RunningServer, target: str
-) -> None:
-    srv = server if target == "tokenginx" else reference
+def test_out_of_memory_aborts_transactions_as_redis(either: RunningServer) -> None:
+    srv = either
     admin, tx = client(srv), Raw(srv)
     admin.flushall()
     try:
@@ -357,11 +321,8 @@ def test_out_of_memory_aborts_transactions_as_redis(
         admin.config_set("maxmemory", 0)
 
 
-@pytest.mark.parametrize("target", ["tokenginx", "redis"])
-def test_transaction_edge_cases_as_redis(
-    server: RunningServer, reference: RunningServer, target: str
-) -> None:
-    srv = server if target == "tokenginx" else reference
+def test_transaction_edge_cases_as_redis(either: RunningServer) -> None:
+    srv = either
     c = Raw(srv)
     c("FLUSHALL")
     assert c("MULTI") == b"OK"

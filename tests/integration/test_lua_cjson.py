@@ -12,23 +12,19 @@ tail call tokenginx's Lua wrappers lose the caller's line (see the engine's docs
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
 from tests.conftest import RunningServer
+from tests.integration.differential import client_pair, eval_reply, same
 
 
 @pytest.fixture(scope="module")
 def clients(
     tokenginx: RunningServer, reference_redis: RunningServer
 ) -> Iterator[tuple[redis.Redis, redis.Redis]]:
-    ours = redis.Redis(port=tokenginx.port, protocol=2, socket_timeout=60)
-    ref = redis.Redis(port=reference_redis.port, protocol=2, socket_timeout=60)
-    yield ours, ref
-    ours.close()
-    ref.close()
+    yield from client_pair(tokenginx, reference_redis)
 
 
 @pytest.fixture
@@ -36,22 +32,6 @@ def servers(clients: tuple[redis.Redis, redis.Redis]) -> Iterator[tuple[redis.Re
     yield clients
     for c in clients:
         c.script_flush()
-
-
-def _reply(client: redis.Redis, script: str, args: tuple[Any, ...]) -> tuple[str, Any]:
-    try:
-        return "ok", client.eval(script, 0, *args)
-    except redis.ResponseError as e:
-        return "error", str(e)
-
-
-def same(servers, script: str, *args: Any, error: bool = False) -> Any:
-    """The reply (or error text) both servers give; it must be an error iff ``error``."""
-    ours, ref = servers
-    expected = _reply(ref, script, args)
-    assert expected[0] == ("error" if error else "ok"), f"redis-server: {expected}"
-    assert _reply(ours, script, args) == expected
-    return expected[1]
 
 
 SHOW = """
@@ -281,8 +261,8 @@ SPARSE = [
 def test_encode_sparse_array(servers, args, table):
     ours, ref = servers
     script = f"cjson.encode_sparse_array({args}) local s = cjson.encode({table}) return s"
-    expected = _reply(ref, script, ())
-    got = _reply(ours, script, ())
+    expected = eval_reply(ref, script, ())
+    got = eval_reply(ours, script, ())
     if expected[0] == "ok" and expected[1].startswith(b"{"):
         # An object's key order is the Lua table's: compare as JSON.
         import json
@@ -338,8 +318,8 @@ def test_decode_invalid_numbers(servers, setting, text):
         f"cjson.decode_invalid_numbers({setting}) local v = cjson.decode(ARGV[1]) "
         "if type(v) == 'table' then v = table.concat(v, ' ') end return tostring(v)"
     )
-    expected = _reply(ref, script, (text,))
-    assert _reply(ours, script, (text,)) == expected
+    expected = eval_reply(ref, script, (text,))
+    assert eval_reply(ours, script, (text,)) == expected
 
 
 DECODE_EDGES = [
@@ -371,8 +351,8 @@ DECODE_EDGES = [
 def test_decode_edges(servers, text):
     ours, ref = servers
     script = "local v = cjson.decode(ARGV[1]) return cjson.encode(v)"
-    expected = _reply(ref, script, (text.encode("latin-1"),))
-    assert _reply(ours, script, (text.encode("latin-1"),)) == expected
+    expected = eval_reply(ref, script, (text.encode("latin-1"),))
+    assert eval_reply(ours, script, (text.encode("latin-1"),)) == expected
 
 
 def test_redis_json_smoke_test(servers):

@@ -10,39 +10,19 @@ tail call tokenginx's Lua wrappers lose the caller's line (see the engine's docs
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
 
 from tests.conftest import RunningServer
+from tests.integration.differential import client_pair, same
 
 
 @pytest.fixture(scope="module")
 def servers(
     tokenginx: RunningServer, reference_redis: RunningServer
 ) -> Iterator[tuple[redis.Redis, redis.Redis]]:
-    ours = redis.Redis(port=tokenginx.port, protocol=2, socket_timeout=60)
-    ref = redis.Redis(port=reference_redis.port, protocol=2, socket_timeout=60)
-    yield ours, ref
-    ours.close()
-    ref.close()
-
-
-def _reply(client: redis.Redis, script: str, args: tuple[Any, ...]) -> tuple[str, Any]:
-    try:
-        return "ok", client.eval(script, 0, *args)
-    except redis.ResponseError as e:
-        return "error", str(e)
-
-
-def same(servers, script: str, *args: Any, error: bool = False) -> Any:
-    """The reply (or error text) both servers give; it must be an error iff ``error``."""
-    ours, ref = servers
-    expected = _reply(ref, script, args)
-    assert expected[0] == ("error" if error else "ok"), f"redis-server: {expected}"
-    assert _reply(ours, script, args) == expected
-    return expected[1]
+    yield from client_pair(tokenginx, reference_redis)
 
 
 def alive(servers, tokenginx: RunningServer) -> None:

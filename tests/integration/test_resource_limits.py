@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from tests.conftest import RunningServer, start_tokenginx, stop_process
+from tests.integration.differential import Probe
 
 PASSWORD = "s3cret-pass"
 
@@ -49,35 +50,6 @@ def send(srv: RunningServer, data: bytes, read: int = 200) -> bytes:
         return s.recv(read)
     finally:
         s.close()
-
-
-class Probe:
-    def __init__(self, srv: RunningServer, password: str | None = None) -> None:
-        self.c = redis.Redis(port=srv.port, password=password, socket_timeout=10)
-        self.c.ping()
-        self.worst = 0.0
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                self.c.ping()
-            except redis.RedisError as e:
-                self.errors.append(str(e))
-            self.worst = max(self.worst, time.perf_counter() - t0)
-            time.sleep(0.005)
-
-    def __enter__(self) -> Probe:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join(10)
-        self.c.close()
 
 
 @pytest.mark.parametrize("target", ["open", "password"])
