@@ -185,7 +185,8 @@ class Gate:
         except CommandError as e:
             reply = e
             cmd.failed_calls += 1
-            self.stats.count_error(e.prefix)
+            if not getattr(e, "counted", False):  # a script's error already counted inside
+                self.stats.count_error(e.prefix)
         except Exception:
             reply = self._internal_error(client, cmd, argv)
         dt = _perf_ns() - t0

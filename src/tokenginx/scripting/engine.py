@@ -200,6 +200,7 @@ class ScriptEngine:
         self._stop_signal = False  # SIGTERM/SIGINT arrived while busy
         self._saved_handlers: dict[int, Any] = {}
         self._cap = 0  # the Lua memory ceiling while a script's code runs, else 0
+        self._call_errors: set[bytes] = set()  # errors redis.call raised in this run
         self._caller: Client | None = None
         self._running = False
         self._read_only = False
@@ -272,6 +273,7 @@ class ScriptEngine:
         self._read_only = read_only or script.no_writes
         self._resp = 2
         self._killed = self._wrote = self._stop_signal = False
+        self._call_errors.clear()
         self._caller = caller
         keys_table = lua.table_from(keys)
         args_table = lua.table_from(args)
@@ -307,12 +309,17 @@ class ScriptEngine:
         return self._script_error(script, outcome)
 
     def _script_error(self, script: Script, outcome: Any) -> CommandError:
-        message = _text(outcome[1])
+        raw = _text(outcome[1])
+        message = raw
         source = outcome[2] if len(outcome) > 2 else None
         line = outcome[3] if len(outcome) > 3 else None
         if source is not None and line is not None:
-            message = f"{message} script: {script.sha}, on {_text(source)}:{line}."
-        return CommandError(message)
+            message = f"{raw} script: {script.sha}, on {_text(source)}:{line}."
+        error = CommandError(message)
+        # The error of a redis.call the script let through was counted in the error
+        # statistics when that command failed: Redis counts it once.
+        error.counted = raw.encode() in self._call_errors  # type: ignore[attr-defined]
+        return error
 
     def _prepare_client(self, caller: Client) -> Client:
         client = self._client
@@ -520,7 +527,9 @@ class ScriptEngine:
         if not isinstance(reply, CommandError) and not self.fits_lua(_reply_size(reply)):
             reply = CommandError("ERR " + _NO_MEMORY.decode())
         if isinstance(reply, CommandError):
-            return True, _error_text(reply.message)
+            text = _error_text(reply.message)
+            self._call_errors.add(text)
+            return True, text
         return False, self._to_lua(reply)
 
     def _redis_pcall(self, *args: Any) -> Any:

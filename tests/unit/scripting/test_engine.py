@@ -633,3 +633,18 @@ def test_cjson_encode_keep_buffer_and_wait(gate):
     assert "invalid option 'x'" in error(run(gate, "return cjson.encode_keep_buffer('x')"))
     assert run(gate, "return cjson.decode(cjson.encode({1, 2}))[2]") == 2
     assert run(gate, "return redis.pcall('wait', '1', '0')") == 0
+
+
+def test_a_script_error_is_counted_once_in_the_error_statistics(gate):
+    gate.ok("CONFIG", "RESETSTAT")
+    gate.ok("SET", "s", "x")
+    gate.err("EVAL", "return redis.call('incr', 's')", "0")  # counted when INCR failed
+    gate.err("EVAL", "return redis.error_reply('MY_ERR_CODE custom msg')", "0")
+    gate.err("EVAL", "local x = nil; return x.y", "0")
+    stats = dict(
+        line.split(":", 1) for line in gate.ok("INFO", "errorstats").decode().splitlines()
+        if ":" in line
+    )
+    assert stats == {"errorstat_ERR": "count=2", "errorstat_MY_ERR_CODE": "count=1"}
+    cmdstats = gate.ok("INFO", "commandstats").decode()
+    assert "cmdstat_eval:calls=3," in cmdstats and "failed_calls=3" in cmdstats
