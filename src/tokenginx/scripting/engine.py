@@ -538,7 +538,10 @@ class ScriptEngine:
         if not isinstance(reply, CommandError) and not self.fits_lua(_reply_size(reply)):
             reply = CommandError("ERR " + _NO_MEMORY.decode())
         if isinstance(reply, CommandError):
-            return self._lua_table({b"err": _error_text(reply.message)})
+            # Redis marks the table: returning it does not count the error again.
+            return self._lua_table(
+                {b"err": _error_text(reply.message), b"ignore_error_stats_update": True}
+            )
         return self._to_lua(reply)
 
     def _command(self, args: tuple[Any, ...]) -> Any:
@@ -718,7 +721,10 @@ class ScriptEngine:
         if tag == b"array":
             return [self._to_redis(v[i + 2]) for i in range(1, int(v[2]) + 1)]
         if tag == b"err":
-            return CommandError(_text(v[2]))
+            error = CommandError(_text(v[2]))
+            # A redis.pcall error the script returns was counted when the command failed.
+            error.counted = v[3] is True  # type: ignore[attr-defined]
+            return error
         if tag == b"ok":
             return Status(v[2])
         if tag == b"double":

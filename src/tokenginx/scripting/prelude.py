@@ -611,7 +611,8 @@ local function normalize(v, depth)
   if depth > MAX_REPLY_DEPTH then error('reached lua stack limit', 0) end
   depth = depth + 1
   local f = rawget(v, 'err')
-  if type(f) == 'string' then return {'err', f} end
+  -- redis.pcall's error tables carry Redis's hidden flag: already counted in the stats
+  if type(f) == 'string' then return {'err', f, rawget(v, 'ignore_error_stats_update') == true} end
   f = rawget(v, 'ok')
   if type(f) == 'string' then return {'ok', f} end
   f = rawget(v, 'double')

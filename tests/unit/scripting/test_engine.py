@@ -648,3 +648,13 @@ def test_a_script_error_is_counted_once_in_the_error_statistics(gate):
     assert stats == {"errorstat_ERR": "count=2", "errorstat_MY_ERR_CODE": "count=1"}
     cmdstats = gate.ok("INFO", "commandstats").decode()
     assert "cmdstat_eval:calls=3," in cmdstats and "failed_calls=3" in cmdstats
+
+
+def test_a_returned_pcall_error_is_counted_once(gate):
+    gate.ok("CONFIG", "RESETSTAT")
+    gate.ok("SET", "s", "x")
+    gate.err("EVAL", "return redis.pcall('incr', 's')", "0")
+    gate.err("EVAL", "local t = redis.pcall('incr', 's') return redis.error_reply(t.err)", "0")
+    stats = gate.ok("INFO", "errorstats").decode()
+    # once for the first INCR; the second INCR once, and the error_reply made anew once
+    assert "errorstat_ERR:count=3" in stats
