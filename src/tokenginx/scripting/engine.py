@@ -573,19 +573,26 @@ class ScriptEngine:
             if sub is None and argv[1].lower() != b"help":
                 cmd = None
         if cmd is None:
-            return CommandError("ERR Unknown Redis command called from script")
+            return self._refuse(None, "ERR Unknown Redis command called from script")
         target = sub or cmd
         n, arity = len(argv), target.arity
         if (n != arity) if arity > 0 else (n < -arity):
-            return CommandError("ERR Wrong number of args calling Redis command from script")
+            return self._refuse(target, "ERR Wrong number of args calling Redis command from script")
         if _refused_in_scripts(cmd) or (sub is not None and _refused_in_scripts(sub)):
-            return CommandError("ERR This Redis command is not allowed from script")
+            return self._refuse(target, "ERR This Redis command is not allowed from script")
         if self._read_only and (target.write or "may_replicate" in target.flags):
-            return CommandError("ERR Write commands are not allowed from read-only scripts.")
+            return self._refuse(target, "ERR Write commands are not allowed from read-only scripts.")
         if target.write:
             self._wrote = True  # from now on SCRIPT KILL cannot undo this script
         assert self._client is not None
         return state.gate.execute(self._client, argv)  # type: ignore[attr-defined]
+
+    def _refuse(self, cmd: Command | None, message: str) -> CommandError:
+        """A command the script may not run: counted as a rejected call and an error,
+        as the gate counts its own refusals (the script's error is then not counted
+        again)."""
+        assert self._client is not None
+        return self.state.gate._reject(self._client, cmd, CommandError(message))  # type: ignore[attr-defined]
 
     def _command_known(self, *argv: bytes) -> bool:
         cmd = self.state.table.lookup(argv[0])
