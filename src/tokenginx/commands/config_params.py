@@ -119,6 +119,11 @@ def _getter(section: str, name: str) -> Callable[[ServerState], str]:
     return lambda s: str(getattr(getattr(s.config, section), name))
 
 
+_BUSY_REPLY_THRESHOLD = Param(
+    _getter("scripting", "busy_reply_threshold_ms"),
+    _setter("scripting", "busy_reply_threshold_ms", _int),
+)
+
 PARAMS: dict[str, Param] = {
     "maxmemory": Param(lambda s: str(s.keyspace.max_memory), _set_maxmemory),
     "maxmemory-policy": Param(lambda s: s.config.cache.eviction_policy, _set_policy),
@@ -131,8 +136,8 @@ PARAMS: dict[str, Param] = {
     "slowlog-max-len": Param(_getter("server", "slowlog_max_len"), _set_slowlog_len),
     "client-output-buffer-limit": Param(_get_output_limits, _set_output_limits),
     # Redis 7 renamed lua-time-limit to busy-reply-threshold; both names work.
-    "busy-reply-threshold": Param(_getter("scripting", "busy_reply_threshold_ms"), _setter("scripting", "busy_reply_threshold_ms", _int)),
-    "lua-time-limit": Param(_getter("scripting", "busy_reply_threshold_ms"), _setter("scripting", "busy_reply_threshold_ms", _int)),
+    "busy-reply-threshold": _BUSY_REPLY_THRESHOLD,
+    "lua-time-limit": _BUSY_REPLY_THRESHOLD,
     "hz": Param(_getter("ttl", "hz"), _setter("ttl", "hz", lambda v: _int(v, 1, 500))),
     "proto-max-bulk-len": Param(lambda s: str(s.config.limits.bulk_bytes), _setter("limits", "bulk_bytes", lambda v: parse_memory(v))),
     "databases": Param(lambda s: str(len(s.keyspace.databases))),

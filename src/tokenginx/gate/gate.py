@@ -96,12 +96,17 @@ class Gate:
             journal is not None and journal.error is not None
         )
 
-    def _guard(self, cmd: Command) -> None:
+    def _guard_for(self, writes: bool, grows: bool) -> None:
+        """The persistence and memory checks (raises the refusing error): writes are
+        refused while the log fails, and what may grow memory while it is full."""
         journal = self.keyspace.journal
-        if cmd.write and journal is not None and journal.error is not None:
+        if writes and journal is not None and journal.error is not None:
             raise CommandError(f"MISCONF Errors writing to the AOF file: {journal.error}")
-        if cmd.denyoom and self.keyspace.max_memory:
+        if grows and self.keyspace.max_memory:
             self.keyspace.ensure_memory()
+
+    def _guard(self, cmd: Command) -> None:
+        self._guard_for(cmd.write, cmd.denyoom)
 
     def set_loading(self, loading: bool) -> None:
         """While loading, only commands flagged ``loading`` (INFO, PING-free handshakes,
@@ -154,20 +159,7 @@ class Gate:
 
     def check_transaction(self, queued: list[Command]) -> None:
         """EXEC's guard over its whole queue (raises the refusing error)."""
-        journal = self.keyspace.journal
-        if journal is not None and journal.error is not None and any(c.write for c in queued):
-            raise CommandError(f"MISCONF Errors writing to the AOF file: {journal.error}")
-        if self.keyspace.max_memory and any(c.denyoom for c in queued):
-            self.keyspace.ensure_memory()
-
-    def _queue_guard(self, cmd: Command) -> None:
-        """What MULTI may queue: nothing while memory is over the limit (queueing itself
-        grows memory), no write while the log is failing."""
-        journal = self.keyspace.journal
-        if cmd.write and journal is not None and journal.error is not None:
-            raise CommandError(f"MISCONF Errors writing to the AOF file: {journal.error}")
-        if self.keyspace.max_memory:
-            self.keyspace.ensure_memory()
+        self._guard_for(any(c.write for c in queued), any(c.denyoom for c in queued))
 
     def call(self, client: Client, cmd: Command, argv: list[bytes], guard: bool = True) -> Any:
         """Run a resolved and checked command and account for it: the second half of
@@ -238,7 +230,8 @@ class Gate:
                 )
             if self.guarded:
                 try:
-                    self._queue_guard(cmd)
+                    # Queueing itself grows memory: nothing is queued while it is full.
+                    self._guard_for(cmd.write, True)
                 except CommandError as e:
                     return self._reject(client, cmd, e)
             client.multi.append((cmd, argv))

@@ -426,13 +426,16 @@ class ScriptEngine:
         return lua.get_memory_used(total=True) + estimate <= cap
 
     def _error_text(self, error: Any) -> bytes | None:
-        return _error_text_of(error)
+        return error.message if isinstance(error, ScriptRaise) else None
 
     def _sha1hex(self, data: bytes) -> bytes:
-        return _sha1hex_bytes(data)
+        return sha1hex(data).encode()
 
     def _bit(self, name: bytes, *args: float) -> int | bytes:
-        return _safe_bit(name, *args)
+        try:
+            return bitops.call(name, *args)
+        except Exception:
+            return 0
 
     # -- busy scripts ---------------------------------------------------------------------
     @property
@@ -830,23 +833,14 @@ def _reply_size(v: Any) -> int:
     return 64
 
 
-def _error_text_of(error: Any) -> bytes | None:
-    return error.message if isinstance(error, ScriptRaise) else None
 
 
 def _no_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
     raise AttributeError("Python attributes are not available to scripts")
 
 
-def _sha1hex_bytes(data: bytes) -> bytes:
-    return sha1hex(data).encode()
 
 
-def _safe_bit(name: bytes, *args: float) -> int | bytes:
-    try:
-        return bitops.call(name, *args)
-    except Exception:
-        return 0
 
 
 def _refused_in_scripts(cmd: Command) -> bool:

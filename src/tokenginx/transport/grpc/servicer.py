@@ -47,7 +47,6 @@ from tokenginx.client import Client
 from tokenginx.errors import CommandError
 from tokenginx.gate.auth import authenticate_header
 from tokenginx.transport.grpc import tokenginx_pb2 as pb
-from tokenginx.transport.grpc import tokenginx_pb2_grpc as pb_grpc
 from tokenginx.transport.grpc import translate as tr
 from tokenginx.transport.grpc.errors import (
     RpcError,
@@ -117,7 +116,11 @@ def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
     return unary
 
 
-class TokenginXServicer(pb_grpc.TokenginXServiceServicer):
+class TokenginXServicer:
+    """Every RPC of the service (``registration.add_servicer`` looks each one up by
+    name, so a missing one fails at start-up; the generated base class, whose methods
+    only raise NotImplementedError, is deliberately not inherited)."""
+
     def __init__(self, server: Server) -> None:
         self.server = server
         self.state = server.state

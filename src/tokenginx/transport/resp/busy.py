@@ -99,7 +99,7 @@ class BusyPoller:
                 self._accept(sel, key.fileobj)  # type: ignore[arg-type]
                 continue
             conn: RespProtocol = key.data
-            if not _servable(conn, caller):
+            if not conn.servable_while_busy() or conn.client is caller:
                 continue
             try:
                 data = os.read(key.fd, _READ_BYTES)
@@ -217,7 +217,3 @@ def _fileno(conn: RespProtocol) -> int | None:
     except (OSError, ValueError):
         return None
     return fd if fd >= 0 else None
-
-
-def _servable(conn: RespProtocol, caller: Client | None) -> bool:
-    return conn.servable_while_busy() and conn.client is not caller
